@@ -1,0 +1,39 @@
+"""Direct RL agents. ``REGISTRY`` maps a name to its module (each has ``Config``, ``make``, ``State``)."""
+
+from __future__ import annotations
+
+import importlib
+
+_MODULES = {
+    "td3": (
+        "purerl.agents.td3",
+        "TD3, twin delayed DDPG (Fujimoto et al. 2018), continuous actions",
+    ),
+    "sac": (
+        "purerl.agents.sac",
+        "SAC with learned temperature (Haarnoja et al. 2018b), continuous",
+    ),
+    "d4pg": ("purerl.agents.d4pg", "D4PG, categorical critic + n-step (Barth-Maron et al. 2018)"),
+    "dqn": ("purerl.agents.dqn", "DQN with double / n-step / Munchausen options, discrete actions"),
+    "ppo": ("purerl.agents.ppo", "PPO with GAE (Schulman et al. 2017), continuous and discrete"),
+}
+
+
+def list_agents() -> dict[str, str]:
+    """``{name: one-line description}`` of the agents that import on this install."""
+    return {name: desc for name, (_, desc) in _MODULES.items() if _importable(name)}
+
+
+def _importable(name: str) -> bool:
+    try:
+        get(name)
+    except ImportError:
+        return False
+    return True
+
+
+def get(name: str):
+    """The agent module ``name`` (``td3``, ``sac``, ...)."""
+    if name not in _MODULES:
+        raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(sorted(_MODULES))}")
+    return importlib.import_module(_MODULES[name][0])

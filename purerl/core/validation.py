@@ -1,0 +1,83 @@
+"""Checks that turn bad input into a clear error naming the problem (never a silent wrong answer).
+
+All shape checks run at trace time (shapes are static), so they cost nothing inside ``jit``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import numpy as np
+
+from purerl.core.types import EnvSpec, Transition
+
+
+def positive(owner: str, **values: float) -> None:
+    """Raise ``ValueError`` unless every value is > 0."""
+    for name, v in values.items():
+        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+            raise ValueError(f"{owner}.{name} must be a positive number, got {v!r}")
+
+
+def non_negative(owner: str, **values: float) -> None:
+    for name, v in values.items():
+        if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
+            raise ValueError(f"{owner}.{name} must be >= 0, got {v!r}")
+
+
+def in_unit_interval(owner: str, **values: float) -> None:
+    """Raise unless every value is in ``[0, 1]`` (discounts, Polyak rates, probabilities)."""
+    for name, v in values.items():
+        if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+            raise ValueError(f"{owner}.{name} must be in [0, 1], got {v!r}")
+
+
+def layer_sizes(owner: str, name: str, sizes: Any) -> None:
+    if not isinstance(sizes, (tuple, list)) or not all(isinstance(h, int) and h > 0 for h in sizes):
+        raise ValueError(f"{owner}.{name} must be a tuple of positive ints, got {sizes!r}")
+
+
+def check_obs(obs: jax.Array, spec: EnvSpec, what: str = "observation") -> None:
+    """``obs`` must be ``[*obs_shape]`` or ``[..., *obs_shape]``."""
+    shape = tuple(np.shape(obs))
+    k = len(spec.obs_shape)
+    if shape[len(shape) - k :] != tuple(spec.obs_shape) or len(shape) < k:
+        raise ValueError(
+            f"{what} has shape {shape}, expected [..., {', '.join(map(str, spec.obs_shape))}] "
+            f"for env {spec.name or '?'} with obs_shape {spec.obs_shape}"
+        )
+
+
+def check_batch(batch: Transition, spec: EnvSpec, owner: str, window: int | None = None) -> None:
+    """Check a batch of transitions against the env spec: obs/next_obs/action trailing shapes, scalar
+    rewards and flags, one common leading shape (``[B]``, or ``[B, window]`` for n-step batches)."""
+    if not isinstance(batch, Transition):
+        raise TypeError(f"{owner}: batch must be a purerl Transition, got {type(batch).__name__}")
+    lead = tuple(np.shape(batch.reward))
+    expected_lead = 1 if window is None else 2
+    if len(lead) != expected_lead or (window is not None and lead[1] != window):
+        want = "[B]" if window is None else f"[B, {window}] (n-step windows)"
+        raise ValueError(
+            f"{owner}: batch.reward has shape {lead}, expected {want}; "
+            + (
+                "set the loop's n_step to the agent's n_step"
+                if window is not None or len(lead) == 2
+                else ""
+            )
+        )
+    act_shape = () if spec.discrete else tuple(spec.action_shape)
+    for field, tail in (
+        ("obs", spec.obs_shape),
+        ("next_obs", spec.obs_shape),
+        ("action", act_shape),
+        ("terminated", ()),
+        ("truncated", ()),
+    ):
+        got = tuple(np.shape(getattr(batch, field)))
+        if got != lead + tuple(tail):
+            raise ValueError(
+                f"{owner}: batch.{field} has shape {got}, expected {lead + tuple(tail)} "
+                f"(leading {lead} from batch.reward, env {spec.name or '?'})"
+            )

@@ -1,0 +1,125 @@
+"""Environments: one protocol (``protocol.Env``) over brax / MJX physics and tiny pure-JAX tasks.
+
+``make(name)`` returns the standard wrapped env (actions in [-1, 1], time limit, auto-reset keeping
+the final observation, episode statistics, optional observation/action noise). ``list_envs()``
+describes what exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from purerl.envs import toy, wrappers
+from purerl.envs.protocol import Env, EnvState
+
+# Default brax backend per env: the fastest one measured on the 2-core CPU at batch 256
+# (benchmarks/results/env_backends.md; shared/reference/cpu_envs.md).
+BRAX_DEFAULT_BACKEND = {
+    "inverted_pendulum": "spring",
+    "inverted_double_pendulum": "spring",
+    "reacher": "spring",
+    "halfcheetah": "spring",
+    "hopper": "spring",
+    "walker2d": "spring",
+    "ant": "spring",
+    "humanoid": "mjx",
+}
+
+BRAX_DESCRIPTIONS = {
+    "inverted_pendulum": "brax cart-pole swing balance, 1-D action, terminates when the pole falls",
+    "inverted_double_pendulum": "brax double pendulum on a cart, 1-D action, terminates on falling",
+    "reacher": "brax 2-link arm reaching a random target, 2-D action, no termination",
+    "halfcheetah": "brax planar cheetah running forward, 6-D action, no termination",
+    "hopper": "brax planar one-legged hopper, 3-D action, terminates when unhealthy",
+    "walker2d": "brax planar biped, 6-D action, terminates when unhealthy",
+    "ant": "brax quadruped, 8-D action, terminates when unhealthy",
+    "humanoid": "brax humanoid, 17-D action, terminates when fallen",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Toy:
+    build: Callable[[], Env]
+    description: str
+
+
+TOY_ENVS = {
+    **{
+        f"probe{i}": _Toy(lambda i=i: toy.probe_env(i, True), f"probe env {i} (discrete actions)")
+        for i in range(1, 6)
+    },
+    **{
+        f"probe{i}_continuous": _Toy(
+            lambda i=i: toy.probe_env(i, False), f"probe env {i} (continuous action)"
+        )
+        for i in range(1, 6)
+    },
+    "point_mass": _Toy(toy.point_mass, "2-D point mass, dense reward -distance to goal"),
+    "point_mass_sparse": _Toy(
+        lambda: toy.point_mass(sparse=True), "2-D point mass, sparse reward 1 inside the goal"
+    ),
+    "cartpole": _Toy(toy.cartpole, "classic cart-pole, 2 discrete actions, CartPole-v1 constants"),
+}
+
+
+def list_envs() -> dict[str, str]:
+    """``{name: one-line description}`` for every env ``make`` knows."""
+    out = {name: t.description for name, t in TOY_ENVS.items()}
+    for name, desc in BRAX_DESCRIPTIONS.items():
+        out[name] = f"{desc} (default backend {BRAX_DEFAULT_BACKEND[name]})"
+    return out
+
+
+def make(
+    name: str,
+    backend: str | None = None,
+    episode_length: int | None = None,
+    obs_noise: float = 0.0,
+    action_noise: float = 0.0,
+    mjx_iterations: int | None = None,
+    mjx_ls_iterations: int | None = None,
+) -> Env:
+    """Build the standard wrapped env.
+
+    Args:
+      name: a name from :func:`list_envs`.
+      backend: brax physics backend (``spring``, ``positional``, ``generalized``, ``mjx``); default
+        per env from :data:`BRAX_DEFAULT_BACKEND`. Not used by the toy envs.
+      episode_length: time limit (default 1000 for brax envs, the toy env's own otherwise).
+      obs_noise, action_noise: std of Gaussian noise added to observations / actions.
+      mjx_iterations, mjx_ls_iterations: cap MJX solver iterations (backend ``mjx`` only).
+    """
+    if name in TOY_ENVS:
+        if backend is not None:
+            raise ValueError(f"env {name!r} is a pure-JAX toy env; it takes no backend")
+        env = TOY_ENVS[name].build()
+        if episode_length is not None:
+            env = env._replace(spec=dataclasses.replace(env.spec, episode_length=episode_length))
+    elif name in BRAX_DEFAULT_BACKEND:
+        from purerl.envs.brax import make_brax
+
+        env, low, high = make_brax(
+            name,
+            backend or BRAX_DEFAULT_BACKEND[name],
+            episode_length=episode_length or 1000,
+            mjx_iterations=mjx_iterations,
+            mjx_ls_iterations=mjx_ls_iterations,
+        )
+        env = wrappers.rescale_actions(env, low, high)
+    else:
+        known = ", ".join(sorted(list_envs()))
+        raise ValueError(f"unknown env {name!r}; known envs: {known}")
+    if action_noise:
+        if env.spec.discrete:
+            raise ValueError("action_noise applies to continuous actions only")
+        env = wrappers.action_noise(env, action_noise)
+    env = wrappers.time_limit(env, env.spec.episode_length)
+    env = wrappers.auto_reset(env)
+    env = wrappers.episode_stats(env)
+    if obs_noise:
+        env = wrappers.observation_noise(env, obs_noise)
+    return env
+
+
+__all__ = ["Env", "EnvState", "list_envs", "make", "toy", "wrappers"]

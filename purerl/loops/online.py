@@ -1,0 +1,304 @@
+"""Online off-policy loop: env steps -> replay -> gradient updates, the whole run one ``lax.scan``.
+
+    train = online.make_train(algo, env, online.Config(total_steps=50_000))
+    state, metrics = jax.jit(jax.vmap(train))(jax.random.split(key, 8))     # 8 seeds, one compile
+
+Per iteration: every one of ``num_envs`` envs takes a step (uniform random actions during warm-up,
+``algo.act`` after), the transitions (with ``next_obs`` = the final observation at episode ends) go
+into the replay, and once warm-up is over ``updates_per_iteration = utd * num_envs`` calls of
+``algo.update`` run on sampled batches. Every ``eval_every`` env steps a deterministic evaluation runs
+and one row of metrics is emitted (that row is also streamed to the progress callback).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from purerl.core import replay, validation
+from purerl.core.types import Algorithm, Transition
+from purerl.envs.protocol import Env, EnvState
+from purerl.loops.common import Progress, first_nonfinite, update_bad_step
+from purerl.loops.evaluate import evaluate
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    total_steps: int = 100_000  # env steps, summed over the parallel envs
+    num_envs: int = 1  # parallel envs per seed (1 = the papers' sequential setting)
+    warmup_steps: int = 10_000  # uniform random-action steps before learning (TD3 repo: 25k)
+    utd: float = 1.0  # gradient updates per env step (update-to-data ratio)
+    batch_size: int = 256  # TD3/SAC papers
+    buffer_size: int = 1_000_000  # transitions kept (all envs together); TD3/SAC papers: 1e6
+    n_step: int = 1  # window length of sampled batches; must equal the agent's n_step
+    eval_every: int = 5_000  # env steps between evaluations (= one metrics row)
+    eval_episodes: int = 10
+    progress: bool = False  # stream a progress bar and metric lines out of the compiled run
+    on_nonfinite: str = "raise"  # "raise": freeze the run at the first NaN/inf obs/reward and let
+    #                              run_seeds raise naming seed and step; "ignore": carry on
+
+    def __post_init__(self):
+        for name in (
+            "total_steps",
+            "num_envs",
+            "batch_size",
+            "buffer_size",
+            "n_step",
+            "eval_every",
+            "eval_episodes",
+        ):
+            v = getattr(self, name)
+            if not (isinstance(v, int) and v > 0):
+                raise ValueError(f"online.Config.{name} must be a positive int, got {v!r}")
+        validation.non_negative("online.Config", warmup_steps=self.warmup_steps)
+        validation.positive("online.Config", utd=self.utd)
+        if self.total_steps % self.eval_every:
+            raise ValueError(
+                f"online.Config.total_steps ({self.total_steps}) must be a multiple of eval_every "
+                f"({self.eval_every})"
+            )
+        if self.eval_every % self.num_envs:
+            raise ValueError(
+                f"online.Config.eval_every ({self.eval_every}) must be a multiple of num_envs "
+                f"({self.num_envs})"
+            )
+        upi = self.utd * self.num_envs
+        if abs(upi - round(upi)) > 1e-9 or round(upi) < 1:
+            raise ValueError(
+                f"online.Config.utd * num_envs must be a positive integer (updates per iteration), "
+                f"got {self.utd} * {self.num_envs} = {upi}"
+            )
+        if self.batch_size > self.buffer_size:
+            raise ValueError(
+                f"online.Config.batch_size ({self.batch_size}) is larger than buffer_size "
+                f"({self.buffer_size})"
+            )
+        if self.buffer_size < self.num_envs * self.n_step:
+            raise ValueError(
+                "online.Config.buffer_size must hold at least n_step steps of each env"
+            )
+        if self.on_nonfinite not in ("raise", "ignore"):
+            raise ValueError(
+                f"online.Config.on_nonfinite must be 'raise' or 'ignore', got {self.on_nonfinite!r}"
+            )
+
+    @property
+    def updates_per_iteration(self) -> int:
+        return int(round(self.utd * self.num_envs))
+
+    @property
+    def iterations_per_eval(self) -> int:
+        return self.eval_every // self.num_envs
+
+    @property
+    def num_evals(self) -> int:
+        return self.total_steps // self.eval_every
+
+    @property
+    def warmup_iterations(self) -> int:
+        # learning starts once the buffer holds at least one batch and one n-step window.
+        return max(-(-self.warmup_steps // self.num_envs), self.n_step)
+
+
+class Carry(NamedTuple):
+    agent: Any
+    env: EnvState
+    buffer: replay.ReplayState
+    key: jax.Array
+    iteration: jax.Array  # int32
+    bad_step: jax.Array  # first env step with non-finite obs/reward, -1 if none
+
+
+def random_actions(spec, key: jax.Array, n: int) -> jax.Array:
+    """Uniform random actions for ``n`` envs (warm-up)."""
+    if spec.discrete:
+        return jax.random.randint(key, (n,), 0, spec.num_actions)
+    return jax.random.uniform(key, (n, *spec.action_shape), minval=-1.0, maxval=1.0)
+
+
+class Loop(NamedTuple):
+    """A loop split at period boundaries, for checkpoint/resume:
+    ``run(init(key), config.num_evals) == train(key)``, and running ``k`` periods, saving the carry,
+    then ``run(carry, num_evals - k)`` gives the same result as not stopping."""
+
+    init: Callable[[jax.Array], Carry]
+    run: Callable[[Carry, int], tuple[Carry, dict]]  # num_periods must be a static Python int
+
+
+def make_train(
+    algo: Algorithm,
+    env: Env,
+    config: Config,
+    eval_env: Env | None = None,
+    callback: Callable[[Any, dict], None] | None = None,
+) -> Callable[[jax.Array], tuple[Carry, dict]]:
+    """``train(key) -> (final Carry, metrics)``, the whole run one ``lax.scan``; see :func:`make_loop`."""
+    loop = make_loop(algo, env, config, eval_env, callback)
+    return lambda key: loop.run(loop.init(key), config.num_evals)
+
+
+def make_loop(
+    algo: Algorithm,
+    env: Env,
+    config: Config,
+    eval_env: Env | None = None,
+    callback: Callable[[Any, dict], None] | None = None,
+) -> Loop:
+    """Build the loop; ``run`` returns metrics whose leaves are ``[num_periods]``.
+
+    Metrics per row: ``env_steps``, ``eval/return``, ``eval/length``, ``train/episode_return``
+    (mean over episodes finished in the period; NaN if none finished), ``train/episodes``,
+    ``check/nonfinite_step`` and the period mean of every metric ``algo.update`` returns.
+
+    Args:
+      algo: the agent.
+      env: the training env (``envs.make``).
+      config: loop settings.
+      eval_env: env for evaluation (default ``env``).
+      callback: host function ``callback(env_steps, metrics_row)`` called through
+        ``jax.debug.callback`` after each period; ``config.progress`` installs a progress bar.
+    """
+    spec = env.spec
+    eval_env = eval_env or env
+    n_envs = config.num_envs
+    capacity = max(config.buffer_size // n_envs, config.n_step)
+    if callback is None and config.progress:
+        callback = Progress(config.total_steps, desc=spec.name or "train")
+    window = None if config.n_step == 1 else config.n_step
+
+    def sample_batch(buffer, key):
+        batch = replay.sample(buffer, key, config.batch_size, config.n_step)
+        if window is not None:
+            validation.check_batch(batch, spec, "online loop", window=window)
+        return batch
+
+    def env_step(carry: Carry) -> tuple[Carry, dict]:
+        key, act_key, env_key = jax.random.split(carry.key, 3)
+        learning = carry.iteration >= config.warmup_iterations
+        action = jax.lax.cond(
+            learning,
+            lambda: algo.act(carry.agent, carry.env.obs, act_key)[0],
+            lambda: random_actions(spec, act_key, n_envs).astype(
+                jnp.int32 if spec.discrete else jnp.float32
+            ),
+        )
+        state = jax.vmap(env.step)(jax.random.split(env_key, n_envs), carry.env, action)
+        transition = Transition(
+            obs=carry.env.obs,
+            action=action,
+            reward=state.reward,
+            next_obs=state.final_obs,
+            terminated=state.terminated,
+            truncated=state.truncated,
+        )
+        buffer = replay.add(carry.buffer, transition)
+        is_bad = first_nonfinite((state.obs, state.reward))
+        env_steps = (carry.iteration + 1) * n_envs
+        bad_step = update_bad_step(carry.bad_step, is_bad, env_steps)
+        done = state.info["episode_done"]
+        stats = {
+            "episodes": jnp.sum(done),
+            "return_sum": jnp.sum(done * state.info["last_return"]),
+        }
+        return carry._replace(env=state, buffer=buffer, key=key, bad_step=bad_step), stats
+
+    def updates(carry: Carry) -> tuple[Carry, dict]:
+        key, sample_key = jax.random.split(carry.key)
+        keys = jax.random.split(sample_key, config.updates_per_iteration)
+
+        def one(agent, k):
+            return algo.update(agent, sample_batch(carry.buffer, k))
+
+        agent, metrics = jax.lax.scan(one, carry.agent, keys)
+        return carry._replace(agent=agent, key=key), jax.tree.map(jnp.mean, metrics)
+
+    # Trace once to learn the metric names/shapes of an update (for the warm-up branch).
+    def dummy_metrics(carry):
+        shapes = jax.eval_shape(lambda c: updates(c)[1], carry)
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def iteration(carry: Carry, _):
+        def live(carry):
+            carry, stats = env_step(carry)
+            learning = carry.iteration >= config.warmup_iterations
+            carry, metrics = jax.lax.cond(learning, updates, lambda c: (c, dummy_metrics(c)), carry)
+            metrics = {**metrics, "learning": learning.astype(jnp.float32)}
+            return carry._replace(iteration=carry.iteration + 1), (stats, metrics)
+
+        if config.on_nonfinite == "raise":
+            # Freeze at the first non-finite value so nothing downstream is silently corrupted.
+            def frozen(carry):
+                shapes = jax.eval_shape(live, carry)[1]
+                zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+                return carry, zeros
+
+            return jax.lax.cond(carry.bad_step >= 0, frozen, live, carry)
+        return live(carry)
+
+    def period(carry: Carry, _):
+        carry, (stats, metrics) = jax.lax.scan(iteration, carry, None, config.iterations_per_eval)
+        key, eval_key = jax.random.split(carry.key)
+        agent = carry.agent
+        returns, lengths = evaluate(
+            eval_env,
+            lambda obs, k: algo.act(agent, obs, k, deterministic=True)[0],
+            eval_key,
+            config.eval_episodes,
+        )
+        episodes = jnp.sum(stats["episodes"])
+        # Update metrics are averaged over the iterations that actually learned.
+        weight = metrics.pop("learning")
+        denom = jnp.maximum(jnp.sum(weight), 1.0)
+        # NaN (not 0) in periods spent entirely in warm-up: nothing was measured there.
+        row = {
+            k: jnp.where(jnp.sum(weight) > 0, jnp.sum(v * weight) / denom, jnp.nan)
+            for k, v in metrics.items()
+        }
+        row.update(
+            {
+                "env_steps": carry.iteration * n_envs,
+                "eval/return": jnp.mean(returns),
+                "eval/return_std": jnp.std(returns),
+                "eval/length": jnp.mean(lengths),
+                "train/episode_return": jnp.where(
+                    episodes > 0, jnp.sum(stats["return_sum"]) / jnp.maximum(episodes, 1), jnp.nan
+                ),
+                "train/episodes": episodes,
+                "check/nonfinite_step": carry.bad_step,
+            }
+        )
+        if callback is not None:
+            jax.debug.callback(callback, row["env_steps"], row)
+        return carry._replace(key=key), row
+
+    def init(key: jax.Array) -> Carry:
+        agent_key, env_key, key = jax.random.split(key, 3)
+        agent = algo.init(agent_key, spec)
+        env_state = jax.vmap(env.reset)(jax.random.split(env_key, n_envs))
+        example = Transition(
+            obs=env_state.obs[0],
+            action=random_actions(spec, key, 1)[0].astype(
+                jnp.int32 if spec.discrete else jnp.float32
+            ),
+            reward=env_state.reward[0],
+            next_obs=env_state.obs[0],
+            terminated=env_state.terminated[0],
+            truncated=env_state.truncated[0],
+        )
+        return Carry(
+            agent=agent,
+            env=env_state,
+            buffer=replay.init(example, capacity, n_envs),
+            key=key,
+            iteration=jnp.zeros((), jnp.int32),
+            bad_step=jnp.full((), -1, jnp.int32),
+        )
+
+    def run(carry: Carry, num_periods: int) -> tuple[Carry, dict]:
+        return jax.lax.scan(period, carry, None, num_periods)
+
+    return Loop(init=init, run=run)
