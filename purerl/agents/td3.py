@@ -27,6 +27,8 @@ from purerl.core import networks, validation
 from purerl.core.tree import polyak
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
 
+LOOP = "online"  # which loop trains this agent (purerl.loops.online)
+
 
 @dataclasses.dataclass(frozen=True)
 class Config:
