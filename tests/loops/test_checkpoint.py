@@ -1,0 +1,157 @@
+"""Checkpoint/resume of the full online-loop carry: stopping, saving, restoring and going on gives
+exactly the same run as not stopping (single run and vmapped seeds)."""
+
+import jax
+import numpy as np
+import pytest
+
+from purerl import envs
+from purerl.agents import td3
+from purerl.loops import checkpoint, online
+
+CONFIG = online.Config(
+    total_steps=1500,
+    warmup_steps=300,
+    eval_every=500,
+    batch_size=32,
+    buffer_size=1500,
+    eval_episodes=2,
+)
+
+
+def _loop(hidden=(32, 32)):
+    env = envs.make("point_mass")
+    return online.make_loop(td3.make(td3.Config(hidden=hidden), env.spec), env, CONFIG)
+
+
+def _plain(x):
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return np.asarray(jax.random.key_data(x))
+    return np.asarray(x)
+
+
+def assert_trees_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for (path, x), y in zip(
+        jax.tree_util.tree_flatten_with_path(a)[0], jax.tree.leaves(b), strict=True
+    ):
+        assert x.dtype == y.dtype, jax.tree_util.keystr(path)
+        np.testing.assert_array_equal(_plain(x), _plain(y), err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.fixture(scope="module")
+def single():
+    """One seed: the initial carry and the carry/metrics after one period."""
+    loop = _loop()
+    key = jax.random.key(0)
+    run = jax.jit(loop.run, static_argnums=1)
+    c0 = jax.jit(loop.init)(key)
+    c1, m1 = run(c0, 1)
+    return loop, key, run, c0, c1, m1
+
+
+def test_resume_single_run_equals_uninterrupted_run(single, tmp_path):
+    loop, key, run, c0, c1, m1 = single
+    path = checkpoint.save(tmp_path / "ckpt", c1)
+    restored = checkpoint.restore(path, like=c0)
+    assert_trees_equal(restored, c1)
+    # The template's (untrained) values must not leak into the restored carry.
+    assert int(restored.iteration) == 500 and int(c0.iteration) == 0
+    assert int(restored.buffer.size) == 500
+
+    c2, m2 = run(restored, 2)
+    c3, m3 = run(c0, 3)
+    assert set(m3) == set(m1) == set(m2)
+    for k in m3:
+        np.testing.assert_array_equal(np.concatenate([m1[k], m2[k]]), m3[k], err_msg=k)
+    assert_trees_equal(c2.agent.params, c3.agent.params)
+    assert_trees_equal(c2, c3)
+    np.testing.assert_array_equal(m3["env_steps"], [500, 1000, 1500])
+    # 1500 - 300 warm-up steps, one critic update each (utd 1, one env).
+    assert int(c3.agent.step) == 1200
+    assert np.all(np.isfinite(m3["eval/return"]))
+
+
+def test_resume_vmapped_seeds_equals_uninterrupted_run(tmp_path):
+    loop = _loop()
+    keys = jax.random.split(jax.random.key(1), 2)
+    run = jax.jit(jax.vmap(loop.run, in_axes=(0, None)), static_argnums=1)
+    c0 = jax.jit(jax.vmap(loop.init))(keys)
+    c1, m1 = run(c0, 1)
+    path = checkpoint.save(tmp_path / "seeds", c1, metadata={"note": "two seeds"})
+    assert checkpoint.read_metadata(path)["metadata"] == {"note": "two seeds"}
+    restored = checkpoint.restore(path, like=c0)
+    assert_trees_equal(restored, c1)
+
+    c2, m2 = run(restored, 2)
+    c3, m3 = run(c0, 3)
+    for k in m3:
+        assert m3[k].shape == (2, 3), k
+        np.testing.assert_array_equal(np.concatenate([m1[k], m2[k]], axis=1), m3[k], err_msg=k)
+    assert_trees_equal(c2, c3)
+    # The two seeds are genuinely different runs.
+    assert not np.array_equal(m3["eval/return"][0], m3["eval/return"][1])
+    np.testing.assert_array_equal(np.asarray(c3.agent.step), [1200, 1200])
+
+
+def test_checkpoint_without_buffer_refuses_to_resume_unless_asked(single, tmp_path):
+    loop, key, run, c0, c1, m1 = single
+    path = checkpoint.save(tmp_path / "nobuf", c1, include_buffer=False)
+    meta = checkpoint.read_metadata(path)
+    assert meta["include_buffer"] is False and meta["has_buffer"] is True
+    assert not any(leaf["path"].startswith(".buffer") for leaf in meta["leaves"])
+    assert any(leaf["path"].startswith(".agent.params") for leaf in meta["leaves"])
+
+    with pytest.raises(checkpoint.CheckpointError, match="saved without the replay buffer"):
+        checkpoint.restore(path, like=c0)
+
+    # Documented opt-in: everything from the checkpoint, the buffer from the template.
+    restored = checkpoint.restore(path, like=c0, missing_buffer="template")
+    assert_trees_equal(restored._replace(buffer=c1.buffer), c1)
+    assert_trees_equal(restored.buffer, c0.buffer)
+    assert int(restored.buffer.size) == 0 and int(restored.iteration) == 500
+
+    # An abstract template has no buffer values to keep.
+    with pytest.raises(checkpoint.CheckpointError, match="abstract"):
+        checkpoint.restore(path, like=jax.eval_shape(loop.init, key), missing_buffer="template")
+
+
+def test_restore_into_abstract_template(single, tmp_path):
+    loop, key, run, c0, c1, m1 = single
+    path = checkpoint.save(tmp_path / "ckpt", c1)
+    restored = checkpoint.restore(path, like=jax.eval_shape(loop.init, key))
+    assert_trees_equal(restored, c1)
+
+
+def test_mismatched_template_raises_naming_the_leaves(single, tmp_path):
+    loop, key, run, c0, c1, m1 = single
+    path = checkpoint.save(tmp_path / "ckpt", c1)
+
+    wider = jax.eval_shape(_loop(hidden=(16, 16)).init, key)
+    with pytest.raises(
+        checkpoint.CheckpointError,
+        match=r"\.agent\.params\.actor.*\(4, 32\) float32 in the checkpoint but \(4, 16\) float32 in the template",
+    ):
+        checkpoint.restore(path, like=wider)
+
+    two_seeds = jax.eval_shape(jax.vmap(loop.init), jax.random.split(key, 2))
+    with pytest.raises(checkpoint.CheckpointError, match=r"number of seeds"):
+        checkpoint.restore(path, like=two_seeds)
+
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"\.agent.* is in the checkpoint but not in the template"
+    ):
+        checkpoint.restore(path, like={"params": c0.agent.params})
+
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        checkpoint.save(path, c1)
+    checkpoint.save(path, c0, overwrite=True)
+    assert_trees_equal(checkpoint.restore(path, like=c1), c0)
+
+    with pytest.raises(FileNotFoundError):
+        checkpoint.restore(tmp_path / "missing", like=c0)
+    (tmp_path / "junk").mkdir()
+    with pytest.raises(checkpoint.CheckpointError, match="not a purerl checkpoint"):
+        checkpoint.restore(tmp_path / "junk", like=c0)
+    with pytest.raises(ValueError, match="missing_buffer"):
+        checkpoint.restore(path, like=c0, missing_buffer="zeros")
