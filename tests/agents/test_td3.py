@@ -60,15 +60,16 @@ def test_policy_delay_and_polyak():
     )
     s1, _ = algo.update(state, batch)  # step 1: critic only
     leaves = lambda t: jax.tree.leaves(t)
-    for a, b in zip(leaves(s1.params.actor), leaves(state.params.actor)):
+    for a, b in zip(leaves(s1.params.actor), leaves(state.params.actor), strict=True):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(leaves(s1.target), leaves(state.target)):
+    for a, b in zip(leaves(s1.target), leaves(state.target), strict=True):
         np.testing.assert_array_equal(a, b)
     s2, _ = algo.update(s1, batch)  # step 2: actor + targets
     assert any(
-        not np.array_equal(a, b) for a, b in zip(leaves(s2.params.actor), leaves(s1.params.actor))
+        not np.array_equal(a, b)
+        for a, b in zip(leaves(s2.params.actor), leaves(s1.params.actor), strict=True)
     )
-    for t, o, old in zip(leaves(s2.target), leaves(s2.params), leaves(s1.target)):
+    for t, o, old in zip(leaves(s2.target), leaves(s2.params), leaves(s1.target), strict=True):
         np.testing.assert_allclose(t, 0.5 * old + 0.5 * o, rtol=1e-6, atol=1e-7)
 
 
