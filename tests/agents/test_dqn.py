@@ -1,8 +1,8 @@
-"""DQN: target math (hand-computed and against rlax), epsilon schedule, bad input, learning smoke tests.
+"""DQN: target math (by hand and against rlax), epsilon schedule, bad input, learning smoke tests.
 
 Most math tests use a *tabular* Q-network: observations are one-hot state indices and
-``apply(params, obs) = obs @ params``, so ``params`` is the Q-table ``[S, A]`` and every target can be
-computed by hand from the table.
+``apply(params, obs) = obs @ params``, so ``params`` is the Q-table ``[S, A]`` and every target can
+be computed by hand from the table.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ def test_munchausen_target_by_hand_tau_one():
     c = math.log(1 + math.exp(-1))  # 0.3132617: lse(x, x - 1) = x + c
     # t1: ln pi'(1|s0) = 0.5 - lse(1.5, 0.5) = -1 - c -> clipped to -1 -> bonus -0.9
     #     soft V'(s1) = tau lse([2, 1] / tau) = 2 + c;  y1 = 1 - 0.9 + 0.9 (2 + c)
-    # t2: ln pi'(0|s1) = 2 - (2 + c) = -c (inside [-1, 0]) -> bonus -0.9 c; terminal: y2 = -0.5 - 0.9 c
+    # t2: ln pi'(0|s1) = 2 - (2 + c) = -c (inside [-1, 0]) -> bonus -0.9 c
+    #     terminal: y2 = -0.5 - 0.9 c
     # t3: ln pi'(0|s2) = -1 - lse(-1, 4) ~ -5.0067 -> clipped -> bonus -0.9
     #     soft V'(s0) = 1.5 + c;  y3 = 0 - 0.9 + 0.9 (1.5 + c)
     y = [0.1 + 0.9 * (2 + c), -0.5 - 0.9 * c, -0.9 + 0.9 * (1.5 + c)]
@@ -447,7 +448,7 @@ def test_learns_probe2_values():
     _, _, q = _train_probe("probe2", config)
     q = q([-1.0, 1.0])
     # one step, reward = obs, terminated: Q(s, a) = s for both actions
-    np.testing.assert_allclose(q, [[-1.0, -1.0], [1.0, 1.0]], atol=0.1)
+    np.testing.assert_allclose(q, [[-1.0, -1.0], [1.0, 1.0]], atol=0.05)
 
 
 @pytest.mark.parametrize("options", [{}, {"double": True}])
@@ -456,7 +457,7 @@ def test_learns_probe5_policy(options):
     _, metrics, q = _train_probe("probe5", config)
     q = q([-1.0, 1.0])
     # reward +1 iff the action matches the obs (obs +1 -> action 0, obs -1 -> action 1), else -1
-    np.testing.assert_allclose(q, [[-1.0, 1.0], [1.0, -1.0]], atol=0.15)
+    np.testing.assert_allclose(q, [[-1.0, 1.0], [1.0, -1.0]], atol=0.05)
     np.testing.assert_allclose(metrics["eval/return"][-1], 1.0)
 
 
@@ -467,7 +468,7 @@ def test_munchausen_learns_probe5_with_action_gap():
     # Fixed point: Q(s, right) = 1 + 0.9 * clip(0.03 ln pi(right)) ~ 1 (pi(right) ~ 1), and
     # Q(s, wrong) = -1 + 0.9 * clip(0.03 ln pi(wrong), -1, 0) = -1 - 0.9 (ln pi(wrong) ~ -2.9 / 0.03
     # is far below the clip): the Munchausen term widens the action gap from 2 to 2.9.
-    np.testing.assert_allclose(q, [[-1.9, 1.0], [1.0, -1.9]], atol=0.15)
+    np.testing.assert_allclose(q, [[-1.9, 1.0], [1.0, -1.9]], atol=0.05)
     np.testing.assert_allclose(metrics["eval/return"][-1], 1.0)
 
 
@@ -476,13 +477,13 @@ def test_n_step_double_learns_probe3_discounting():
     _, _, q = _train_probe("probe3", config)
     q = q([0.0, 1.0])
     # obs 0 -> reward 0, then obs 1 -> reward 1 and terminate: Q(0, .) = gamma, Q(1, .) = 1
-    np.testing.assert_allclose(q, [[0.99, 0.99], [1.0, 1.0]], atol=0.08)
+    np.testing.assert_allclose(q, [[0.99, 0.99], [1.0, 1.0]], atol=0.05)
 
 
 def test_cartpole_improves_over_random():
     env = envs.make("cartpole")
     config = dqn.Config(
-        hidden=(64, 64), lr=1e-3, target_update_period=500, epsilon_decay_updates=2000
+        hidden=(64, 64), lr=5e-4, target_update_period=250, epsilon_decay_updates=2000
     )
     algo = dqn.make(config, env.spec)
     loop = online.Config(
@@ -495,7 +496,8 @@ def test_cartpole_improves_over_random():
     )
     _, metrics = jax.jit(online.make_train(algo, env, loop))(jax.random.key(0))
     returns = np.asarray(metrics["eval/return"])
-    # a uniformly random policy averages ~20 steps; greedy DQN should balance far longer
-    assert returns[0] < 60 or returns.max() > 150, returns
+    # A uniformly random policy lasts ~20 steps (the first eval, after 1k updates, is still near
+    # it); greedy DQN balances for well over 100 steps in every later evaluation (seed 0 measured:
+    # [30, 165, 163, 180, 174]; 4 other seeds give 100-250 after the first period, one dip to 69).
     assert returns.max() > 150, returns
-    assert np.mean(returns[-2:]) > 80, returns
+    assert np.mean(returns[1:]) > 100, returns
