@@ -43,34 +43,55 @@ def check_finite(metrics: dict[str, Any], what: str = "observation or reward") -
 
 class Progress:
     """Host-side progress bar + periodic metric lines, fed from inside the compiled run through
-    ``jax.debug.callback``. Called once per seed under ``vmap``; it reports each period once (the
-    first seed to reach it) and prints the metrics of that call."""
+    ``jax.debug.callback`` once per period (once per seed and period under ``vmap``).
+
+    Under ``vmap`` every seed reports period ``k`` before any seed reports period ``k + 1``, so the
+    line for period ``k`` is printed, as the mean over all seeds, when period ``k + 1`` first arrives;
+    the last period's line is printed when the bar closes (``close()``, called by ``run_seeds``).
+    """
 
     def __init__(self, total_steps: int, keys: tuple[str, ...] = ("eval/return",), desc: str = ""):
         self.total = total_steps
         self.keys = keys
         self.desc = desc
-        self.seen = -1
+        self.seen = 0
+        self.pending: dict[str, list[float]] = {}
         self.start = time.perf_counter()
         self.bar = None
 
+    def _flush(self) -> None:
+        if not self.pending or self.bar is None:
+            return
+        n = len(next(iter(self.pending.values())))
+        parts = [f"{k}={np.nanmean(v):.4g}" for k, v in self.pending.items() if v]
+        elapsed = time.perf_counter() - self.start
+        seeds = f" (mean of {n} seeds)" if n > 1 else ""
+        self.bar.write(
+            f"[{self.desc}] step {self.seen:>9,d}  {'  '.join(parts)}{seeds}  ({elapsed:.0f}s)"
+        )
+        self.pending = {}
+
     def __call__(self, env_steps, metrics) -> None:
         steps = int(np.asarray(env_steps))
-        if steps <= self.seen:
-            return
         if self.bar is None:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(
                 total=self.total, desc=self.desc, unit="step", dynamic_ncols=True, mininterval=1.0
             )
-        self.bar.update(steps - max(self.seen, 0))
-        self.seen = steps
-        parts = [f"{k}={float(np.asarray(metrics[k])):.4g}" for k in self.keys if k in metrics]
-        elapsed = time.perf_counter() - self.start
-        self.bar.write(f"[{self.desc}] step {steps:>9,d}  {'  '.join(parts)}  ({elapsed:.0f}s)")
-        if steps >= self.total:
+        if steps > self.seen:
+            self._flush()
+            self.bar.update(steps - self.seen)
+            self.seen = steps
+        for k in self.keys:
+            if k in metrics:
+                self.pending.setdefault(k, []).append(float(np.asarray(metrics[k])))
+
+    def close(self) -> None:
+        self._flush()
+        if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def shard_seeds(keys: jax.Array, devices: list | None = None) -> jax.Array:
@@ -98,12 +119,16 @@ def run_seeds(
     check: bool = True,
 ) -> tuple[Any, dict]:
     """``jit(vmap(train))`` over ``num_seeds`` keys split from ``key``; shards seeds over all local
-    devices when there are several; raises :class:`NonFiniteError` if a run saw NaN/inf."""
+    devices when there are several; raises :class:`NonFiniteError` if a run in ``on_nonfinite='raise'``
+    mode saw NaN/inf (those runs report ``check/nonfinite_step``; 'ignore' runs do not)."""
     keys = jax.random.split(key, num_seeds)
     if shard and len(jax.devices()) > 1 and num_seeds % len(jax.devices()) == 0:
         keys = shard_seeds(keys)
     states, metrics = jax.jit(jax.vmap(train))(keys)
     metrics = jax.device_get(metrics)
+    progress = getattr(train, "progress", None)
+    if progress is not None:
+        progress.close()
     if check and "check/nonfinite_step" in metrics:
         check_finite(metrics)
     return states, metrics

@@ -127,6 +127,7 @@ class Loop(NamedTuple):
 
     init: Callable[[jax.Array], Carry]
     run: Callable[[Carry, int], tuple[Carry, dict]]  # num_periods must be a static Python int
+    progress: Progress | None = None  # host-side progress printer, if config.progress
 
 
 def make_train(
@@ -138,7 +139,12 @@ def make_train(
 ) -> Callable[[jax.Array], tuple[Carry, dict]]:
     """``train(key) -> (final Carry, metrics)``, the whole run one ``lax.scan``; see :func:`make_loop`."""
     loop = make_loop(algo, env, config, eval_env, callback)
-    return lambda key: loop.run(loop.init(key), config.num_evals)
+
+    def train(key: jax.Array) -> tuple[Carry, dict]:
+        return loop.run(loop.init(key), config.num_evals)
+
+    train.progress = loop.progress  # closed by run_seeds after the run
+    return train
 
 
 def make_loop(
@@ -268,9 +274,10 @@ def make_loop(
                     episodes > 0, jnp.sum(stats["return_sum"]) / jnp.maximum(episodes, 1), jnp.nan
                 ),
                 "train/episodes": episodes,
-                "check/nonfinite_step": carry.bad_step,
             }
         )
+        if config.on_nonfinite == "raise":
+            row["check/nonfinite_step"] = carry.bad_step
         if callback is not None:
             jax.debug.callback(callback, row["env_steps"], row)
         return carry._replace(key=key), row
@@ -301,4 +308,4 @@ def make_loop(
     def run(carry: Carry, num_periods: int) -> tuple[Carry, dict]:
         return jax.lax.scan(period, carry, None, num_periods)
 
-    return Loop(init=init, run=run)
+    return Loop(init=init, run=run, progress=callback if isinstance(callback, Progress) else None)

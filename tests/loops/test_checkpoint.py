@@ -83,15 +83,16 @@ def test_resume_vmapped_seeds_equals_uninterrupted_run(tmp_path):
     restored = checkpoint.restore(path, like=c0)
     assert_trees_equal(restored, c1)
 
-    c2, m2 = run(restored, 2)
-    c3, m3 = run(c0, 3)
+    # 1 + 1 periods vs 2 (not 1 + 2 vs 3 as for one seed: each period count is a compile).
+    c2, m2 = run(restored, 1)
+    c3, m3 = run(c0, 2)
     for k in m3:
-        assert m3[k].shape == (2, 3), k
+        assert m3[k].shape == (2, 2), k
         np.testing.assert_array_equal(np.concatenate([m1[k], m2[k]], axis=1), m3[k], err_msg=k)
     assert_trees_equal(c2, c3)
     # The two seeds are genuinely different runs.
     assert not np.array_equal(m3["eval/return"][0], m3["eval/return"][1])
-    np.testing.assert_array_equal(np.asarray(c3.agent.step), [1200, 1200])
+    np.testing.assert_array_equal(np.asarray(c3.agent.step), [700, 700])  # 1000 - 300 warm-up
 
 
 def test_checkpoint_without_buffer_refuses_to_resume_unless_asked(single, tmp_path):
@@ -130,7 +131,7 @@ def test_mismatched_template_raises_naming_the_leaves(single, tmp_path):
     wider = jax.eval_shape(_loop(hidden=(16, 16)).init, key)
     with pytest.raises(
         checkpoint.CheckpointError,
-        match=r"\.agent\.params\.actor.*\(4, 32\) float32 in the checkpoint but \(4, 16\) float32 in the template",
+        match=r"60 leaves differ in shape/dtype: \.agent\.params\.actor\['linear'\]\['b'\] is \(32,\) float32 in the checkpoint but \(16,\) float32 in the template",
     ):
         checkpoint.restore(path, like=wider)
 
@@ -139,7 +140,8 @@ def test_mismatched_template_raises_naming_the_leaves(single, tmp_path):
         checkpoint.restore(path, like=two_seeds)
 
     with pytest.raises(
-        checkpoint.CheckpointError, match=r"\.agent.* is in the checkpoint but not in the template"
+        checkpoint.CheckpointError,
+        match=r"checkpoint leaves are not in the template: \.agent\.params\.actor",
     ):
         checkpoint.restore(path, like={"params": c0.agent.params})
 

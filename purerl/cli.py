@@ -1,0 +1,413 @@
+"""The ``purerl`` command line.
+
+    purerl train td3 --env point_mass --seeds 4 --steps 20000 --out runs/td3_pm \\
+        --set hidden=64,64 --set policy_noise=0.1 --loop-set batch_size=128
+    purerl agents        # one line per agent
+    purerl envs          # one line per env
+
+``train`` builds the agent's ``Config`` with ``--set key=value`` overrides (values parsed by the
+field's type: ``64,64`` for a tuple of ints, ``true``/``false`` for a bool, ``none`` for an optional
+field), picks the loop named by the agent module's ``LOOP`` (``online`` or ``on_policy``) with
+``--loop-set`` overrides, runs all seeds in one compiled ``jit(vmap(train))`` and writes to ``--out``:
+``metrics.csv`` (one row per seed and eval period), ``curve.png`` (mean and 95% t-interval across
+seeds), ``config.json`` (agent, loop and env settings plus package versions) and ``checkpoint/`` (the
+final carry of every seed, replay buffer included; ``loops.checkpoint.restore`` reads it). It prints a
+results table: final eval return mean ± 95% CI and the wall time including compilation.
+
+Loop settings that are not given explicitly are scaled to ``--steps`` and printed: ``eval_every``
+is about ``min(default, steps / 10)`` (a divisor of ``steps`` and a multiple of the env steps per
+iteration), and for the online loop ``warmup_steps = min(default, steps // 10)`` and
+``buffer_size = min(default, steps)`` (a bigger buffer would never fill). The online loop's
+``n_step`` follows the agent's ``n_step`` when it has one.
+
+Errors in the input (unknown agent/env/override key, unparsable value, invalid config, NaN/inf
+during the run) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_USAGE = 2
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the usage block and exit itself
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Overrides: "key=value" parsed by the dataclass field's type.
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"comma-separated {_type_name(args[0])}s (e.g. 64,64)"
+        return f"{len(args)} comma-separated values"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _type_name(a) for a in args)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(str, args))
+    return getattr(tp, "__name__", str(tp))
+
+
+def parse_value(text: str, tp: Any) -> Any:
+    """Parse a command-line string as type ``tp`` (int, float, bool, str, tuples, Optional,
+    Literal); raises ``ValueError`` if it does not fit."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    text = text.strip()
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.lower() in ("none", "null"):
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return parse_value(text, arg)
+            except ValueError:
+                pass
+        raise ValueError(f"expected {_type_name(tp)}")
+    if origin is tuple:
+        parts = [p for p in text.strip("()[] ").split(",") if p.strip()]
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(parse_value(p, args[0]) for p in parts)
+        if len(parts) != len(args):
+            raise ValueError(f"expected {len(args)} comma-separated values")
+        return tuple(parse_value(p, a) for p, a in zip(parts, args, strict=True))
+    if origin is typing.Literal:
+        for choice in args:
+            if str(choice) == text:
+                return choice
+        raise ValueError(f"expected {_type_name(tp)}")
+    if tp is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError(f"{text!r} is not true or false")
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            value = float(text)  # "1e6" is an int too
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
+        if not value.is_integer():
+            raise ValueError(f"{text!r} is not an integer")
+        return int(value)
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+    if tp is str:
+        return text
+    raise ValueError(f"values of type {_type_name(tp)} cannot be set from the command line")
+
+
+def parse_overrides(config_cls: type, items: Sequence[str], flag: str) -> dict[str, Any]:
+    """``["key=value", ...]`` -> ``{key: typed value}`` for the fields of ``config_cls``."""
+    hints = typing.get_type_hints(config_cls)
+    fields = [f.name for f in dataclasses.fields(config_cls)]
+    owner = f"{config_cls.__module__.rsplit('.', 1)[-1]}.{config_cls.__name__}"
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"{flag} expects key=value, got {item!r}")
+        if key not in fields:
+            raise UsageError(
+                f"unknown {flag} key {key!r} for {owner}; valid keys: {', '.join(fields)}"
+            )
+        try:
+            out[key] = parse_value(text, hints[key])
+        except ValueError as e:
+            raise UsageError(
+                f"cannot parse {flag} {key}={text!r} for {owner}: {e}; expected "
+                f"{_type_name(hints[key])}"
+            ) from None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loop settings scaled to --steps.
+
+
+def _eval_every(steps: int, unit: int, target: int) -> int:
+    """The divisor of ``steps`` that is a multiple of ``unit`` closest to ``target`` (ties: smaller)."""
+    candidates = [d for d in range(unit, steps + 1, unit) if steps % d == 0]
+    if not candidates:
+        raise UsageError(
+            f"--steps {steps} is not a multiple of the {unit} env steps the loop takes per "
+            f"iteration; use e.g. --steps {max(unit, steps - steps % unit)}"
+        )
+    return min(candidates, key=lambda d: (abs(d - target), d))
+
+
+def loop_config(
+    loop_module: Any, loop_kind: str, agent_config: Any, args: argparse.Namespace
+) -> tuple[Any, dict[str, Any]]:
+    """Build the loop ``Config``; returns it and the values chosen automatically."""
+    cls = loop_module.Config
+    defaults = cls()  # the loop's paper defaults
+    names = {f.name for f in dataclasses.fields(cls)}
+    given: dict[str, Any] = {"total_steps": args.steps, "progress": not args.no_progress}
+    if args.num_envs is not None:
+        given["num_envs"] = args.num_envs
+    if args.eval_every is not None:
+        given["eval_every"] = args.eval_every
+    if "n_step" in names and hasattr(agent_config, "n_step"):
+        given["n_step"] = agent_config.n_step
+    given.update(parse_overrides(cls, args.loop_set, "--loop-set"))
+
+    steps = given["total_steps"]
+    num_envs = given.get("num_envs", defaults.num_envs)
+    unit = num_envs * given.get("unroll_length", getattr(defaults, "unroll_length", 1))
+    auto: dict[str, Any] = {}
+    if "eval_every" not in given:
+        target = max(unit, min(defaults.eval_every, steps // 10))
+        auto["eval_every"] = _eval_every(steps, unit, target)
+    if loop_kind == "online":
+        if "warmup_steps" not in given:
+            auto["warmup_steps"] = min(defaults.warmup_steps, steps // 10)
+        if "buffer_size" not in given:
+            batch = given.get("batch_size", defaults.batch_size)
+            auto["buffer_size"] = max(min(defaults.buffer_size, steps), batch)
+    return cls(**given, **auto), auto
+
+
+# ---------------------------------------------------------------------------------------------------
+# Commands.
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    import purerl
+
+    out = {"purerl": purerl.__version__, "python": platform.python_version()}
+    for dist in ("jax", "jaxlib", "numpy", "optax", "dm-haiku", "orbax-checkpoint", "brax"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _get_agent(name: str):
+    from purerl import agents
+
+    try:
+        return agents.get(name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    except ImportError as e:
+        known = ", ".join(sorted(agents.list_agents()))
+        raise UsageError(
+            f"agent {name!r} is not available on this install ({e}); available: {known}"
+        ) from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import jax
+
+    from purerl import envs
+    from purerl.loops import checkpoint, common, plots, writers
+
+    module = _get_agent(args.agent)
+    if args.env not in envs.list_envs():
+        raise UsageError(
+            f"unknown env {args.env!r}; known envs: {', '.join(sorted(envs.list_envs()))}"
+        )
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+
+    try:
+        agent_config = module.Config(**parse_overrides(module.Config, args.set, "--set"))
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"invalid agent config: {e}") from None
+
+    loop_kind = getattr(module, "LOOP", "online")
+    if loop_kind == "online":
+        from purerl.loops import online as loop_module
+    elif loop_kind == "on_policy":
+        from purerl.loops import on_policy as loop_module
+    else:
+        raise UsageError(f"agent {args.agent!r} declares an unknown loop {loop_kind!r}")
+    try:
+        config, auto = loop_config(loop_module, loop_kind, agent_config, args)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"invalid loop config: {e}") from None
+
+    try:
+        env = envs.make(args.env, backend=args.backend)
+        algo = module.make(agent_config, env.spec)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+    print(f"agent ({args.agent}): {agent_config}")
+    print(f"loop ({loop_kind}): {config}")
+    if auto:
+        chosen = ", ".join(f"{k}={v}" for k, v in auto.items())
+        print(f"set for --steps {args.steps} (override with --loop-set): {chosen}")
+
+    os.makedirs(args.out, exist_ok=True)
+    run_info = {
+        "agent": args.agent,
+        "env": args.env,
+        "backend": args.backend,
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "loop": loop_kind,
+        "agent_config": dataclasses.asdict(agent_config),
+        "loop_config": dataclasses.asdict(config),
+        "argv": list(args.argv),
+        "versions": _versions(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+    train = loop_module.make_train(algo, env, config)
+    check = getattr(config, "on_nonfinite", "raise") == "raise"
+    start = time.perf_counter()
+    states, metrics = common.run_seeds(train, jax.random.key(args.seed), args.seeds, check=False)
+    states = jax.block_until_ready(states)
+    wall = time.perf_counter() - start
+    run_info["wall_time_s"] = wall
+
+    csv_path = writers.write_csv(os.path.join(args.out, "metrics.csv"), metrics)
+    with open(os.path.join(args.out, "config.json"), "w") as f:
+        json.dump(run_info, f, indent=2, default=str)
+    if check and "check/nonfinite_step" in metrics:
+        try:
+            common.check_finite(metrics)
+        except common.NonFiniteError as e:
+            raise common.NonFiniteError(f"{e}; metrics so far in {csv_path}") from None
+
+    label = f"{args.agent}/{args.env}"
+    plots.learning_curve({label: metrics}, os.path.join(args.out, "curve.png"), title=label)
+    if args.checkpoint:
+        checkpoint.save(
+            os.path.join(args.out, "checkpoint"),
+            states,
+            include_buffer=True,
+            metadata={
+                k: run_info[k]
+                for k in ("agent", "env", "backend", "seeds", "seed", "agent_config", "loop_config")
+            },
+            overwrite=True,
+        )
+    table = plots.results_table(
+        {label: metrics}, extra_columns={"wall time incl. compile (s)": {label: f"{wall:.1f}"}}
+    )
+    print(table)
+    print(
+        f"wrote {args.out}: metrics.csv, curve.png, config.json"
+        + (", checkpoint/" if args.checkpoint else "")
+    )
+    return 0
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    from purerl import agents
+
+    listing = agents.list_agents()
+    width = max(map(len, listing), default=0)
+    for name, desc in listing.items():
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from purerl import envs
+
+    listing = envs.list_envs()
+    width = max(map(len, listing), default=0)
+    for name, desc in listing.items():
+        print(f"{name:<{width}}  {desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="purerl", description="purerl: pure-JAX RL from the command line")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train an agent on an env over several seeds")
+    train.add_argument("agent", help="agent name (see 'purerl agents')")
+    train.add_argument("--env", required=True, help="env name (see 'purerl envs')")
+    train.add_argument("--seeds", type=int, default=1, help="number of seeds, run in one vmap")
+    train.add_argument("--steps", type=int, required=True, help="env steps per seed")
+    train.add_argument("--out", required=True, help="output directory")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="agent Config override"
+    )
+    train.add_argument(
+        "--loop-set", action="append", default=[], metavar="KEY=VALUE", help="loop Config override"
+    )
+    train.add_argument("--backend", default=None, help="brax backend (brax envs only)")
+    train.add_argument("--num-envs", type=int, default=None, help="parallel envs per seed")
+    train.add_argument("--eval-every", type=int, default=None, help="env steps between evals")
+    train.add_argument("--seed", type=int, default=0, help="base PRNG seed")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--checkpoint",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="save the final carry (with the replay buffer) to OUT/checkpoint",
+    )
+    train.set_defaults(func=cmd_train)
+
+    sub.add_parser("agents", help="list agents").set_defaults(func=cmd_agents)
+    sub.add_parser("envs", help="list envs").set_defaults(func=cmd_envs)
+    return parser
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``purerl`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        args.argv = argv
+        return args.func(args)
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
+    except UsageError as e:
+        print(f"purerl: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except FloatingPointError as e:  # loops.NonFiniteError
+        print(f"purerl: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
