@@ -12,7 +12,14 @@ from purerl.core.types import Transition
 
 AGENTS = sorted(agents._MODULES)
 
-TINY = {"hidden": (16, 16), "num_minibatches": 2, "num_epochs": 2, "batch_size": 8}
+TINY = {
+    "hidden": (16, 16),
+    "actor_hidden": (16, 16),
+    "critic_hidden": (16, 16),
+    "num_minibatches": 2,
+    "num_epochs": 2,
+    "batch_size": 8,
+}
 
 
 def setup(name):

@@ -20,16 +20,18 @@ SPEC = EnvSpec(obs_shape=(3,), action_shape=(2,), name="test")
 TINY = sac.Config(hidden=(16, 16))
 
 
-def random_batch(key, batch_size=8, spec=SPEC, lead=()):
-    keys = jax.random.split(key, 4)
+def random_batch(seed, batch_size=8, spec=SPEC, lead=()):
+    """Random transitions ``[batch_size, *lead, ...]`` (numpy RNG: no per-shape jit of jax.random)."""
+    rng = np.random.default_rng(seed)
     shape = (batch_size, *lead)
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
     return Transition(
-        obs=jax.random.normal(keys[0], (*shape, *spec.obs_shape)),
-        action=jax.random.uniform(keys[1], (*shape, *spec.action_shape), minval=-1, maxval=1),
-        reward=jax.random.normal(keys[2], shape),
-        next_obs=jax.random.normal(keys[3], (*shape, *spec.obs_shape)),
-        terminated=jnp.zeros(shape),
-        truncated=jnp.zeros(shape),
+        obs=f32(rng.normal(size=(*shape, *spec.obs_shape))),
+        action=f32(rng.uniform(-1, 1, size=(*shape, *spec.action_shape))),
+        reward=f32(rng.normal(size=shape)),
+        next_obs=f32(rng.normal(size=(*shape, *spec.obs_shape))),
+        terminated=f32(np.zeros(shape, np.float32)),
+        truncated=f32(np.zeros(shape)),
     )
 
 
@@ -48,7 +50,7 @@ def test_tanh_gaussian_log_prob_by_hand():
 def test_sample_action_log_prob_matches_change_of_variables():
     actor = networks.gaussian_policy((8,), 2)
     params = jax.jit(actor.init)(jax.random.key(0), jnp.zeros((1, 3)))
-    obs = jax.random.normal(jax.random.key(1), (64, 3))
+    obs = jnp.asarray(np.random.default_rng(1).normal(size=(64, 3)), jnp.float32)
     a, log_prob = jax.jit(lambda p, o, k: sac.sample_action(actor, p, o, k))(
         params, obs, jax.random.key(2)
     )
@@ -137,7 +139,7 @@ def test_actor_loss_by_hand():
     # J_pi = mean[alpha log pi(a|s) - min(Q1, Q2)(s, a)] with the hand-made linear networks.
     actor_params = {"m": jnp.asarray(0.5), "log_std": jnp.asarray(-1.0)}
     critic_p = {"w": jnp.array([1.0, 2.0]), "v": jnp.array([0.5, -0.5]), "b": jnp.array([0.0, 0.1])}
-    batch = random_batch(jax.random.key(0), 4, EnvSpec((1,), (1,)))
+    batch = random_batch(0, 4, EnvSpec((1,), (1,)))
     key = jax.random.key(5)
 
     @jax.jit
@@ -171,17 +173,24 @@ def test_temperature_loss_value_and_sign():
     assert float(grad) == pytest.approx(-1.5, rel=1e-6)
 
 
-def test_update_order_alpha_step_and_target():
+@pytest.fixture(scope="module")
+def one_update():
+    """One jitted update of a tiny SAC (compiled once, shared by the tests below)."""
     config = dataclasses.replace(TINY, alpha_lr=1e-2)
     algo = sac.make(config, SPEC)
     state = jax.jit(algo.init)(jax.random.key(0))
-    batch = random_batch(jax.random.key(1))
+    batch = random_batch(1)
     new, metrics = jax.jit(algo.update)(state, batch)
+    return config, algo, state, batch, new, metrics
+
+
+def test_update_order_alpha_step_and_target(one_update):
+    config, _, state, batch, new, metrics = one_update
     assert set(metrics) == {
         "loss/critic",
         "loss/actor",
         "loss/alpha",
-        "alpha",
+        "policy/alpha",
         "policy/entropy",
         "q/mean",
         "q/target",
@@ -224,7 +233,7 @@ def test_update_order_alpha_step_and_target():
     assert float(metrics["loss/alpha"]) == pytest.approx(float(t_loss), rel=1e-5)
     # alpha starts at 1 (log 0); the initial policy's entropy is far above -|A| = -2, so the first
     # Adam step moves log alpha by -lr (Adam's first step is lr * sign(grad)).
-    assert float(metrics["alpha"]) == pytest.approx(1.0)
+    assert float(metrics["policy/alpha"]) == pytest.approx(1.0)
     assert float(p.log_alpha) == pytest.approx(-1e-2, rel=1e-3)
     # Polyak target: (1 - tau) * old target + tau * new critic.
     expected = jax.tree.map(lambda t, o: 0.995 * t + 0.005 * o, state.target_critic, p.critic)
@@ -232,31 +241,29 @@ def test_update_order_alpha_step_and_target():
         lambda x, y: np.testing.assert_allclose(x, y, atol=1e-7), new.target_critic, expected
     )
     assert int(new.step) == 1
+    # State structure, shapes and dtypes are unchanged by an update (a lax.scan body).
+    assert jax.tree.structure(new) == jax.tree.structure(state)
+    jax.tree.map(lambda a, b: (a.shape, a.dtype) == (b.shape, b.dtype) or pytest.fail(), new, state)
 
 
-def test_fixed_alpha_and_summed_loss():
-    config = dataclasses.replace(TINY, learn_alpha=False, init_alpha=0.3)
-    algo = sac.make(config, SPEC)
-    state = jax.jit(algo.init)(jax.random.key(0))
-    batch = random_batch(jax.random.key(1))
-    new, _ = jax.jit(algo.update)(state, batch)
-    assert float(jnp.exp(new.params.log_alpha)) == pytest.approx(0.3, rel=1e-6)
+def test_loss_is_sum_of_network_losses(one_update):
+    _, algo, state, batch, _, _ = one_update
     total, metrics = jax.jit(algo.loss)(state.params, state, batch, jax.random.key(2))
     parts = metrics["loss/critic"] + metrics["loss/actor"] + metrics["loss/alpha"]
     assert float(total) == pytest.approx(float(parts), rel=1e-6)
+    assert float(metrics["policy/alpha"]) == pytest.approx(1.0)
 
 
-def test_act_shapes_and_deterministic():
-    algo = sac.make(TINY, SPEC)
-    state = jax.jit(algo.init)(jax.random.key(0))
-    obs = jax.random.normal(jax.random.key(1), (5, 3))
+def test_act_shapes_and_deterministic(one_update):
+    config, algo, state, _, _, _ = one_update
+    obs = jnp.asarray(np.random.default_rng(1).normal(size=(5, 3)), jnp.float32)
     act = jax.jit(algo.act, static_argnames="deterministic")
     a, _ = act(state, obs, jax.random.key(2))
     assert a.shape == (5, 2) and np.all(np.abs(np.asarray(a)) <= 1.0)
     d1, _ = act(state, obs, jax.random.key(3), deterministic=True)
     d2, _ = act(state, obs, jax.random.key(4), deterministic=True)
     np.testing.assert_array_equal(d1, d2)
-    loc, _ = networks.gaussian_policy(TINY.hidden, 2).apply(state.params.actor, obs)
+    loc, _ = jax.jit(networks.gaussian_policy(config.hidden, 2).apply)(state.params.actor, obs)
     np.testing.assert_allclose(d1, jnp.tanh(loc), rtol=1e-6)
     single, _ = act(state, obs[0], jax.random.key(2))
     assert single.shape == (2,)
@@ -284,21 +291,20 @@ def test_bad_config_names_the_field(field, value):
         sac.Config(**{field: value})
 
 
-def test_bad_input():
+def test_bad_input(one_update):
     with pytest.raises(ValueError, match="continuous"):
         sac.make(TINY, envs.make("probe4").spec)
-    algo = sac.make(TINY, SPEC)
-    state = jax.jit(algo.init)(jax.random.key(0))
+    _, algo, state, _, _, _ = one_update
     with pytest.raises(ValueError, match="observation has shape"):
         algo.act(state, jnp.zeros((5, 4)), jax.random.key(1))
     # n-step windows are not for SAC: a clear error, not a silent broadcast.
     with pytest.raises(ValueError, match="batch.reward"):
-        algo.update(state, random_batch(jax.random.key(1), lead=(3,)))
-    bad = random_batch(jax.random.key(1))._replace(next_obs=jnp.zeros((8, 2)))
+        algo.update(state, random_batch(1, lead=(3,)))
+    bad = random_batch(1)._replace(next_obs=jnp.zeros((8, 2)))
     with pytest.raises(ValueError, match="batch.next_obs"):
         algo.update(state, bad)
+    bad = random_batch(1)._replace(action=jnp.zeros((8, 1)))
     with pytest.raises(ValueError, match="batch.action"):
-        bad = random_batch(jax.random.key(1))._replace(action=jnp.zeros((8, 1)))
         algo.loss(state.params, state, bad, jax.random.key(0))
 
 
@@ -310,9 +316,9 @@ LOOP = online.Config(
 FAST = sac.Config(hidden=(32, 32), actor_lr=1e-3, critic_lr=1e-3, alpha_lr=1e-3)
 
 
-def train(env_name, seed=0):
+def train(env_name, config=FAST, seed=0):
     env = envs.make(env_name)
-    algo = sac.make(FAST, env.spec)
+    algo = sac.make(config, env.spec)
     state, metrics = jax.jit(online.make_train(algo, env, LOOP))(jax.random.key(seed))
     return algo, state.agent, metrics
 
@@ -329,8 +335,11 @@ def test_learns_probe4_continuous():
 
 
 def test_learns_probe2_values():
-    # reward = obs = +-1, one step: Q(s, a) = s for every action, both critics.
-    algo, agent, _ = train("probe2_continuous")
+    # reward = obs = +-1, one step: Q(s, a) = s for every action, both critics. This run also
+    # checks the fixed-temperature option: alpha must stay exactly at init_alpha.
+    config = dataclasses.replace(FAST, learn_alpha=False, init_alpha=0.1)
+    algo, agent, metrics = train("probe2_continuous", config)
+    np.testing.assert_allclose(metrics["policy/alpha"], 0.1, rtol=1e-6)
     obs = jnp.array([[1.0], [-1.0]])
     a, _ = algo.act(agent, obs, jax.random.key(0), deterministic=True)
     q = networks.q_network(FAST.hidden, num_critics=2).apply(agent.params.critic, obs, a)
