@@ -1,6 +1,18 @@
 """Compiled training loops: each ``make_train`` returns ``train(key) -> (final_carry, metrics)``."""
 
-from purerl.loops import common, evaluate, online
-from purerl.loops.common import NonFiniteError, run_seeds, shard_seeds
+from purerl.loops import checkpoint, common, evaluate, on_policy, online, plots, writers
+from purerl.loops.common import Loop, NonFiniteError, run_seeds, shard_seeds
 
-__all__ = ["NonFiniteError", "common", "evaluate", "online", "run_seeds", "shard_seeds"]
+__all__ = [
+    "Loop",
+    "NonFiniteError",
+    "checkpoint",
+    "common",
+    "evaluate",
+    "on_policy",
+    "online",
+    "plots",
+    "run_seeds",
+    "shard_seeds",
+    "writers",
+]

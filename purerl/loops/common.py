@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -132,3 +132,96 @@ def run_seeds(
     if check and "check/nonfinite_step" in metrics:
         check_finite(metrics)
     return states, metrics
+
+
+class Loop(NamedTuple):
+    """A loop split at period boundaries, for checkpoint/resume:
+    ``run(init(key), config.num_evals) == train(key)``, and running ``k`` periods, saving the carry,
+    then ``run(carry, num_evals - k)`` gives the same result as not stopping."""
+
+    init: Callable[[jax.Array], Any]
+    run: Callable[[Any, int], tuple[Any, dict]]  # num_periods must be a static Python int
+    progress: Progress | None = None  # host-side progress printer, if the config asked for one
+
+
+def make_train_fn(loop: Loop, num_periods: int) -> Callable[[jax.Array], tuple[Any, dict]]:
+    """``train(key) = loop.run(loop.init(key), num_periods)``; carries ``train.progress`` so
+    :func:`run_seeds` can close the progress bar after the run."""
+
+    def train(key: jax.Array) -> tuple[Any, dict]:
+        return loop.run(loop.init(key), num_periods)
+
+    train.progress = loop.progress
+    return train
+
+
+def progress_callback(callback, enabled: bool, total_steps: int, desc: str):
+    """The user's callback, else a :class:`Progress` bar when ``enabled``, else None."""
+    if callback is None and enabled:
+        return Progress(total_steps, desc=desc)
+    return callback
+
+
+def freeze_on_nonfinite(live: Callable, carry: Any, enabled: bool):
+    """Run ``live(carry) -> (carry, outputs)`` unless ``carry.bad_step >= 0``; then keep the carry
+    and output zeros, so nothing downstream of the first NaN/inf is silently corrupted."""
+    if not enabled:
+        return live(carry)
+
+    def frozen(carry):
+        shapes = jax.eval_shape(live, carry)[1]
+        return carry, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    return jax.lax.cond(carry.bad_step >= 0, frozen, live, carry)
+
+
+def period_row(
+    algo,
+    eval_env,
+    agent: Any,
+    key: jax.Array,
+    num_episodes: int,
+    stats: dict,
+    metrics: dict,
+    env_steps: jax.Array,
+    bad_step: jax.Array | None,
+    callback,
+) -> dict:
+    """One metrics row at the end of a period: deterministic evaluation, training-episode stats and
+    the mean of the update metrics over the iterations that learned (NaN if none did).
+
+    Args:
+      stats: ``{"episodes": [I], "return_sum": [I]}`` per iteration of the period.
+      metrics: update metrics ``[I]`` plus ``"learning": [I]`` (1.0 where an update ran).
+      bad_step: first non-finite env step (reported as ``check/nonfinite_step``), or None.
+    """
+    from purerl.loops.evaluate import evaluate
+
+    returns, lengths = evaluate(
+        eval_env, lambda obs, k: algo.act(agent, obs, k, deterministic=True)[0], key, num_episodes
+    )
+    metrics = dict(metrics)
+    weight = metrics.pop("learning")
+    learned = jnp.sum(weight)
+    row = {
+        k: jnp.where(learned > 0, jnp.sum(v * weight) / jnp.maximum(learned, 1.0), jnp.nan)
+        for k, v in metrics.items()
+    }
+    episodes = jnp.sum(stats["episodes"])
+    row.update(
+        {
+            "env_steps": env_steps,
+            "eval/return": jnp.mean(returns),
+            "eval/return_std": jnp.std(returns),
+            "eval/length": jnp.mean(lengths),
+            "train/episode_return": jnp.where(
+                episodes > 0, jnp.sum(stats["return_sum"]) / jnp.maximum(episodes, 1), jnp.nan
+            ),
+            "train/episodes": episodes,
+        }
+    )
+    if bad_step is not None:
+        row["check/nonfinite_step"] = bad_step
+    if callback is not None:
+        jax.debug.callback(callback, env_steps, row)
+    return row

@@ -22,8 +22,16 @@ import jax.numpy as jnp
 from purerl.core import replay, validation
 from purerl.core.types import Algorithm, Transition
 from purerl.envs.protocol import Env, EnvState
-from purerl.loops.common import Progress, first_nonfinite, update_bad_step
-from purerl.loops.evaluate import evaluate
+from purerl.loops.common import (
+    Loop,
+    Progress,
+    first_nonfinite,
+    freeze_on_nonfinite,
+    make_train_fn,
+    period_row,
+    progress_callback,
+    update_bad_step,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,16 +128,6 @@ def random_actions(spec, key: jax.Array, n: int) -> jax.Array:
     return jax.random.uniform(key, (n, *spec.action_shape), minval=-1.0, maxval=1.0)
 
 
-class Loop(NamedTuple):
-    """A loop split at period boundaries, for checkpoint/resume:
-    ``run(init(key), config.num_evals) == train(key)``, and running ``k`` periods, saving the carry,
-    then ``run(carry, num_evals - k)`` gives the same result as not stopping."""
-
-    init: Callable[[jax.Array], Carry]
-    run: Callable[[Carry, int], tuple[Carry, dict]]  # num_periods must be a static Python int
-    progress: Progress | None = None  # host-side progress printer, if config.progress
-
-
 def make_train(
     algo: Algorithm,
     env: Env,
@@ -138,13 +136,7 @@ def make_train(
     callback: Callable[[Any, dict], None] | None = None,
 ) -> Callable[[jax.Array], tuple[Carry, dict]]:
     """``train(key) -> (final Carry, metrics)``, the whole run one ``lax.scan``; see :func:`make_loop`."""
-    loop = make_loop(algo, env, config, eval_env, callback)
-
-    def train(key: jax.Array) -> tuple[Carry, dict]:
-        return loop.run(loop.init(key), config.num_evals)
-
-    train.progress = loop.progress  # closed by run_seeds after the run
-    return train
+    return make_train_fn(make_loop(algo, env, config, eval_env, callback), config.num_evals)
 
 
 def make_loop(
@@ -172,8 +164,9 @@ def make_loop(
     eval_env = eval_env or env
     n_envs = config.num_envs
     capacity = max(config.buffer_size // n_envs, config.n_step)
-    if callback is None and config.progress:
-        callback = Progress(config.total_steps, desc=spec.name or "train")
+    callback = progress_callback(
+        callback, config.progress, config.total_steps, spec.name or "train"
+    )
     window = None if config.n_step == 1 else config.n_step
 
     def sample_batch(buffer, key):
@@ -235,51 +228,23 @@ def make_loop(
             metrics = {**metrics, "learning": learning.astype(jnp.float32)}
             return carry._replace(iteration=carry.iteration + 1), (stats, metrics)
 
-        if config.on_nonfinite == "raise":
-            # Freeze at the first non-finite value so nothing downstream is silently corrupted.
-            def frozen(carry):
-                shapes = jax.eval_shape(live, carry)[1]
-                zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-                return carry, zeros
-
-            return jax.lax.cond(carry.bad_step >= 0, frozen, live, carry)
-        return live(carry)
+        return freeze_on_nonfinite(live, carry, config.on_nonfinite == "raise")
 
     def period(carry: Carry, _):
         carry, (stats, metrics) = jax.lax.scan(iteration, carry, None, config.iterations_per_eval)
         key, eval_key = jax.random.split(carry.key)
-        agent = carry.agent
-        returns, lengths = evaluate(
+        row = period_row(
+            algo,
             eval_env,
-            lambda obs, k: algo.act(agent, obs, k, deterministic=True)[0],
+            carry.agent,
             eval_key,
             config.eval_episodes,
+            stats,
+            metrics,
+            carry.iteration * n_envs,
+            carry.bad_step if config.on_nonfinite == "raise" else None,
+            callback,
         )
-        episodes = jnp.sum(stats["episodes"])
-        # Update metrics are averaged over the iterations that actually learned.
-        weight = metrics.pop("learning")
-        denom = jnp.maximum(jnp.sum(weight), 1.0)
-        # NaN (not 0) in periods spent entirely in warm-up: nothing was measured there.
-        row = {
-            k: jnp.where(jnp.sum(weight) > 0, jnp.sum(v * weight) / denom, jnp.nan)
-            for k, v in metrics.items()
-        }
-        row.update(
-            {
-                "env_steps": carry.iteration * n_envs,
-                "eval/return": jnp.mean(returns),
-                "eval/return_std": jnp.std(returns),
-                "eval/length": jnp.mean(lengths),
-                "train/episode_return": jnp.where(
-                    episodes > 0, jnp.sum(stats["return_sum"]) / jnp.maximum(episodes, 1), jnp.nan
-                ),
-                "train/episodes": episodes,
-            }
-        )
-        if config.on_nonfinite == "raise":
-            row["check/nonfinite_step"] = carry.bad_step
-        if callback is not None:
-            jax.debug.callback(callback, row["env_steps"], row)
         return carry._replace(key=key), row
 
     def init(key: jax.Array) -> Carry:

@@ -1,0 +1,152 @@
+"""Learning curves of the direct-RL agents on brax envs and cart-pole, 5 seeds vmapped per run.
+
+Each run is one `purerl train` command (so anyone can rerun a single line); outputs go to
+benchmarks/results/learning/<run>/ (metrics.csv, curve.png, config.json). `--summary` collects every
+finished run into benchmarks/results/learning.md (final eval return, mean ± 95% CI over seeds, wall
+time) with published reference numbers, and one plot per env.
+
+Usage:
+  python -m benchmarks.learning --runs idp-td3,idp-sac      # run some
+  python -m benchmarks.learning --summary                   # rebuild the table and plots
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+from benchmarks._common import RESULTS, provenance
+
+OUT = os.path.join(RESULTS, "learning")
+
+# Scaled to the 2-core CPU: 64x64 networks (not the papers' 256x256) so 5 seeds x tens of thousands
+# of updates fit in minutes; see the deviations in learning.md.
+SMALL = ["--set", "hidden=64,64"]
+RUNS = {
+    "idp-td3": ["td3", "--env", "inverted_double_pendulum", "--steps", "30000", *SMALL],
+    "idp-sac": ["sac", "--env", "inverted_double_pendulum", "--steps", "30000", *SMALL],
+    "idp-ppo": [
+        "ppo",
+        "--env",
+        "inverted_double_pendulum",
+        "--steps",
+        "2000000",
+        "--num-envs",
+        "64",
+    ],
+    "reacher-td3": ["td3", "--env", "reacher", "--steps", "50000", *SMALL],
+    "reacher-sac": ["sac", "--env", "reacher", "--steps", "50000", *SMALL],
+    "halfcheetah-td3": ["td3", "--env", "halfcheetah", "--steps", "50000", *SMALL],
+    "halfcheetah-sac": ["sac", "--env", "halfcheetah", "--steps", "50000", *SMALL],
+    "cartpole-dqn": ["dqn", "--env", "cartpole", "--steps", "50000", *SMALL],
+    "cartpole-mdqn": [
+        "dqn",
+        "--env",
+        "cartpole",
+        "--steps",
+        "50000",
+        *SMALL,
+        "--set",
+        "munchausen=true",
+    ],
+}
+
+# Published final returns for the *gym MuJoCo* versions of these tasks (different physics, time step
+# and reward details from brax's spring backend: context only, not comparable numbers).
+PUBLISHED = {
+    "inverted_double_pendulum": "TD3 9337 ± 15 (Fujimoto et al. 2018, gym, 1M steps)",
+    "reacher": "TD3 -3.6 ± 0.6 (Fujimoto et al. 2018, gym, 1M steps)",
+    "halfcheetah": "TD3 9637 ± 859 (Fujimoto et al. 2018, gym, 1M steps); SAC ~15000 at 3M (Haarnoja et al. 2018b)",
+    "cartpole": "max return 500 (CartPole-v1 time limit)",
+}
+
+
+def command(name: str, seeds: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "purerl.cli",
+        "train",
+        *RUNS[name],
+        "--seeds",
+        str(seeds),
+        "--no-checkpoint",
+        "--out",
+        os.path.join(OUT, name),
+    ]
+
+
+def summary() -> None:
+    from purerl.loops import plots, writers
+
+    by_env: dict[str, dict] = {}
+    lines = []
+    for name, argv in RUNS.items():
+        path = os.path.join(OUT, name, "metrics.csv")
+        if not os.path.exists(path):
+            continue
+        metrics = writers.read_csv(path)
+        with open(os.path.join(OUT, name, "config.json")) as f:
+            cfg = json.load(f)
+        env = argv[argv.index("--env") + 1]
+        by_env.setdefault(env, {})[name] = metrics
+        mean, half, n = plots.final_ci(metrics)
+        best = metrics["eval/return"].mean(0).max()
+        wall = cfg.get("wall_time_s", float("nan"))
+        cmd = "purerl train " + " ".join(shlex.quote(a) for a in argv) + f" --seeds {n}"
+        lines.append(
+            f"| {name} | {int(metrics['env_steps'][0, -1]):,} | {n} | "
+            f"{plots.format_ci(mean, half, 1)} | {best:.1f} | {wall:.0f} | {PUBLISHED.get(env, '')} "
+            f"| `{cmd}` |"
+        )
+    for env, runs in by_env.items():
+        plots.learning_curve(
+            runs,
+            os.path.join(OUT, f"{env}.png"),
+            title=f"{env} (brax spring)" if env != "cartpole" else "cartpole",
+        )
+    with open(os.path.join(RESULTS, "learning.md"), "w") as f:
+        f.write(
+            "# Learning curves: direct-RL agents\n\n"
+            + provenance()
+            + "\nEach row is one `purerl train` run with all seeds vmapped in one compiled program; "
+            "final = eval return (deterministic policy, 10 episodes per seed) at the last period, "
+            "mean ± 95% t-interval over seeds; best = best period of the seed-mean curve; wall time "
+            "includes compilation. Curves per env: `learning/<env>.png`; per run: "
+            "`learning/<run>/curve.png` and `metrics.csv`.\n\n"
+            "| run | env steps | seeds | final eval return | best mean | wall s | published (gym, "
+            "context only) | command |\n|---|---|---|---|---|---|---|---|\n"
+            + "\n".join(lines)
+            + "\n\n## Deviations from the papers' protocols (CPU budget)\n\n"
+            "1. 64x64 hidden layers instead of 256x256 for TD3/SAC/DQN, and 30k-50k env steps instead "
+            "of 1M: 5 seeds of paper-size networks run at about 200 updates/s in total on this CPU "
+            "(benchmarks/results/throughput.md), i.e. hours per curve.\n"
+            "2. brax's spring backend (the fastest on this CPU, benchmarks/results/env_backends.md), "
+            "not gym MuJoCo: returns are not comparable with the published gym numbers, which are "
+            "listed only as context.\n"
+            "3. Warm-up and eval period are scaled to the run length by the CLI (10% of the steps).\n"
+        )
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", default="")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--summary", action="store_true")
+    args = p.parse_args()
+    for name in filter(None, args.runs.split(",")):
+        if name not in RUNS:
+            raise SystemExit(f"unknown run {name!r}; known: {', '.join(RUNS)}")
+        cmd = command(name, args.seeds)
+        print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    if args.summary or not args.runs:
+        summary()
+
+
+if __name__ == "__main__":
+    main()
