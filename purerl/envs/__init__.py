@@ -99,14 +99,19 @@ def make(
     elif name in BRAX_DEFAULT_BACKEND:
         from purerl.envs.brax import make_brax
 
-        env, low, high = make_brax(
+        env, _, _ = make_brax(
             name,
             backend or BRAX_DEFAULT_BACKEND[name],
             episode_length=episode_length or 1000,
             mjx_iterations=mjx_iterations,
             mjx_ls_iterations=mjx_ls_iterations,
         )
-        env = wrappers.rescale_actions(env, low, high)
+        # brax's convention: the agent's action in [-1, 1] is the actuator input as is (brax's own
+        # trainers feed tanh outputs straight to env.step; the physics clips to ctrl_range). Scaling
+        # [-1, 1] up to a wider ctrl_range (e.g. [-3, 3] for inverted_pendulum) makes the tasks much
+        # harder: a PD controller that balances the pole at gain 0.3 falls at gain 1
+        # (docs/design.md). Use wrappers.rescale_actions with make_brax's bounds to opt in.
+        env = wrappers.clip_actions(env)
     else:
         known = ", ".join(sorted(list_envs()))
         raise ValueError(f"unknown env {name!r}; known envs: {known}")

@@ -2,7 +2,7 @@
 
 The standard stack (``envs.make`` builds it) is, from the inside out::
 
-    base -> rescale_actions -> [action_noise] -> time_limit -> auto_reset -> episode_stats
+    base -> rescale_actions (toy/custom envs) or clip_actions (brax) -> [action_noise] -> time_limit -> auto_reset -> episode_stats
          -> [observation_noise]
 """
 
@@ -22,6 +22,15 @@ def rescale_actions(env: Env, low: jax.Array, high: jax.Array) -> Env:
     def step(key, state, action):
         action = jnp.clip(action, -1.0, 1.0)
         return env.step(key, state, low + (action + 1.0) * 0.5 * (high - low))
+
+    return env._replace(step=step)
+
+
+def clip_actions(env: Env) -> Env:
+    """Clip actions to ``[-1, 1]`` before the env sees them."""
+
+    def step(key, state, action):
+        return env.step(key, state, jnp.clip(action, -1.0, 1.0))
 
     return env._replace(step=step)
 
