@@ -300,30 +300,8 @@ def ppo_loss(
 
 
 def check_rollout(batch: Transition, spec: EnvSpec, owner: str) -> None:
-    """A rollout has leaves ``[T, E, ...]``: ``reward``/flags ``[T, E]``, ``obs``/``next_obs``
-    ``[T, E, *obs_shape]``, ``action`` ``[T, E]`` (discrete) or ``[T, E, *action_shape]``."""
-    if not isinstance(batch, Transition):
-        raise TypeError(f"{owner}: batch must be a purerl Transition, got {type(batch).__name__}")
-    lead = tuple(np.shape(batch.reward))
-    if len(lead) != 2:
-        raise ValueError(
-            f"{owner}: batch.reward has shape {lead}, expected a rollout [T, E] "
-            "(unroll length, envs); PPO updates on whole rollouts (purerl.loops.on_policy)"
-        )
-    act_shape = () if spec.discrete else tuple(spec.action_shape)
-    for field, tail in (
-        ("obs", spec.obs_shape),
-        ("next_obs", spec.obs_shape),
-        ("action", act_shape),
-        ("terminated", ()),
-        ("truncated", ()),
-    ):
-        got = tuple(np.shape(getattr(batch, field)))
-        if got != lead + tuple(tail):
-            raise ValueError(
-                f"{owner}: batch.{field} has shape {got}, expected {lead + tuple(tail)} "
-                f"(rollout [T, E] = {lead} from batch.reward, env {spec.name or '?'})"
-            )
+    """A rollout has leaves ``[T, E, ...]`` (see :func:`purerl.core.validation.check_batch`)."""
+    validation.check_batch(batch, spec, owner, rollout=True)
 
 
 def make(config: Config, spec: EnvSpec) -> Algorithm:

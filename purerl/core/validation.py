@@ -50,23 +50,38 @@ def check_obs(obs: jax.Array, spec: EnvSpec, what: str = "observation") -> None:
         )
 
 
-def check_batch(batch: Transition, spec: EnvSpec, owner: str, window: int | None = None) -> None:
+def check_batch(
+    batch: Transition,
+    spec: EnvSpec,
+    owner: str,
+    window: int | None = None,
+    rollout: bool = False,
+) -> None:
     """Check a batch of transitions against the env spec: obs/next_obs/action trailing shapes, scalar
-    rewards and flags, one common leading shape (``[B]``, or ``[B, window]`` for n-step batches)."""
+    rewards and flags, one common leading shape: ``[B]``, ``[B, window]`` for n-step batches, or
+    ``[T, E]`` for on-policy rollouts (``rollout=True``)."""
     if not isinstance(batch, Transition):
         raise TypeError(f"{owner}: batch must be a purerl Transition, got {type(batch).__name__}")
     lead = tuple(np.shape(batch.reward))
-    expected_lead = 1 if window is None else 2
-    if len(lead) != expected_lead or (window is not None and lead[1] != window):
-        want = "[B]" if window is None else f"[B, {window}] (n-step windows)"
-        raise ValueError(
-            f"{owner}: batch.reward has shape {lead}, expected {want}; "
-            + (
-                "set the loop's n_step to the agent's n_step"
+    if rollout:
+        if len(lead) != 2:
+            raise ValueError(
+                f"{owner}: batch.reward has shape {lead}, expected a rollout [T, E] "
+                "(unroll length, envs); on-policy agents update on whole rollouts "
+                "(purerl.loops.on_policy)"
+            )
+        what = f"rollout [T, E] = {lead}"
+    else:
+        expected_lead = 1 if window is None else 2
+        if len(lead) != expected_lead or (window is not None and lead[1] != window):
+            want = "[B]" if window is None else f"[B, {window}] (n-step windows)"
+            hint = (
+                "; set the loop's n_step to the agent's n_step"
                 if window is not None or len(lead) == 2
                 else ""
             )
-        )
+            raise ValueError(f"{owner}: batch.reward has shape {lead}, expected {want}{hint}")
+        what = f"leading {lead}"
     act_shape = () if spec.discrete else tuple(spec.action_shape)
     for field, tail in (
         ("obs", spec.obs_shape),
@@ -79,5 +94,5 @@ def check_batch(batch: Transition, spec: EnvSpec, owner: str, window: int | None
         if got != lead + tuple(tail):
             raise ValueError(
                 f"{owner}: batch.{field} has shape {got}, expected {lead + tuple(tail)} "
-                f"(leading {lead} from batch.reward, env {spec.name or '?'})"
+                f"({what} from batch.reward, env {spec.name or '?'})"
             )
