@@ -119,7 +119,7 @@ def python_loop(agent: str, width: str, env_name: str, steps: int, warmup: int) 
     step = jax.jit(env.step)
     add = jax.jit(replay.add, donate_argnums=0)  # in place, as a careful user would
     sample = jax.jit(lambda buf, k: replay.sample(buf, k, cfg.batch_size))
-    update = jax.jit(algo.update, donate_argnums=0)
+    update = jax.jit(algo.update)  # (no donation: the initial target params alias the online ones)
     key = jax.random.key(0)
     state = algo.init(key, spec)
     env_state = env.reset(key)

@@ -14,24 +14,41 @@ import numpy as np
 from purerl.core.types import EnvSpec, Transition
 
 
-def positive(owner: str, **values: float) -> None:
-    """Raise ``ValueError`` unless every value is > 0."""
+def _number(v: Any) -> float | None:
+    """``v`` as a float; ``None`` for a traced value (a config built inside ``vmap`` over
+    hyperparameters), whose value cannot be checked at trace time. Raises for non-numbers."""
+    if isinstance(v, jax.core.Tracer):
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+        if isinstance(v, (jax.Array, np.ndarray)) and np.ndim(v) == 0:
+            return float(v)
+        raise TypeError(f"expected a number, got {type(v).__name__}")
+    return float(v)
+
+
+def _check(owner: str, values: dict, ok, requirement: str) -> None:
     for name, v in values.items():
-        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
-            raise ValueError(f"{owner}.{name} must be a positive number, got {v!r}")
+        try:
+            x = _number(v)
+        except TypeError:
+            raise ValueError(f"{owner}.{name} must be {requirement}, got {v!r}") from None
+        if x is not None and not (math.isfinite(x) and ok(x)):
+            raise ValueError(f"{owner}.{name} must be {requirement}, got {v!r}")
+
+
+def positive(owner: str, **values: float) -> None:
+    """Raise ``ValueError`` unless every value is > 0 (traced values pass unchecked)."""
+    _check(owner, values, lambda x: x > 0, "a positive number")
 
 
 def non_negative(owner: str, **values: float) -> None:
-    for name, v in values.items():
-        if not (isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)):
-            raise ValueError(f"{owner}.{name} must be >= 0, got {v!r}")
+    """Raise ``ValueError`` unless every value is >= 0 (traced values pass unchecked)."""
+    _check(owner, values, lambda x: x >= 0, ">= 0")
 
 
 def in_unit_interval(owner: str, **values: float) -> None:
     """Raise unless every value is in ``[0, 1]`` (discounts, Polyak rates, probabilities)."""
-    for name, v in values.items():
-        if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
-            raise ValueError(f"{owner}.{name} must be in [0, 1], got {v!r}")
+    _check(owner, values, lambda x: 0.0 <= x <= 1.0, "in [0, 1]")
 
 
 def layer_sizes(owner: str, name: str, sizes: Any) -> None:

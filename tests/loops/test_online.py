@@ -134,3 +134,23 @@ def test_sharded_seeds_on_fake_devices_equal_unsharded():
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
     )
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+def test_vmap_over_hyperparameters_and_seeds_equals_separate_runs():
+    env = envs.make("probe4_continuous")
+    cfg = small(total_steps=300, warmup_steps=100, eval_every=300)
+
+    def train(key, lr):
+        # Build the config inside the vmapped function: the learning rate is a traced leaf.
+        algo = td3.make(td3.Config(hidden=(8, 8), actor_lr=lr, critic_lr=lr), env.spec)
+        return online.make_train(algo, env, cfg)(key)[1]["q/mean"]
+
+    keys = jax.random.split(jax.random.key(0), 2)
+    lrs = jnp.array([1e-4, 3e-3])
+    grid = jax.jit(jax.vmap(jax.vmap(train, in_axes=(0, None)), in_axes=(None, 0)))(keys, lrs)
+    assert grid.shape == (2, 2, 1)
+    for i, lr in enumerate([1e-4, 3e-3]):
+        for j in range(2):
+            single = jax.jit(train)(keys[j], lr)
+            np.testing.assert_allclose(grid[i, j], single, rtol=1e-4, atol=1e-5)
+    assert abs(float(grid[0, 0, 0]) - float(grid[1, 0, 0])) > 1e-3  # the rates really differ
