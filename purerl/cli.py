@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import platform
@@ -274,6 +275,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         chosen = ", ".join(f"{k}={v}" for k, v in auto.items())
         print(f"set for --steps {args.steps} (override with --loop-set): {chosen}")
 
+    for flag, module, extra in (
+        ("tensorboard", "tensorboardX", "tensorboard"),
+        ("wandb", "wandb", "wandb"),
+    ):
+        if getattr(args, flag) and importlib.util.find_spec(module) is None:
+            raise UsageError(f"--{flag} needs the {module} package: pip install purerl[{extra}]")
+
     os.makedirs(args.out, exist_ok=True)
     run_info = {
         "agent": args.agent,
@@ -298,6 +306,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_info["wall_time_s"] = wall
 
     csv_path = writers.write_csv(os.path.join(args.out, "metrics.csv"), metrics)
+    if args.tensorboard:
+        with writers.TensorBoardWriter(args.tensorboard) as tb:
+            tb.write(metrics)
+    if args.wandb:
+        with writers.WandbWriter(
+            args.wandb, name=f"{args.agent}-{args.env}", config=run_info
+        ) as wb:
+            wb.write(metrics)
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(run_info, f, indent=2, default=str)
     if check and "check/nonfinite_step" in metrics:
@@ -371,6 +387,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-every", type=int, default=None, help="env steps between evals")
     train.add_argument("--seed", type=int, default=0, help="base PRNG seed")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="LOGDIR",
+        help="also write TensorBoard event files (pip install purerl[tensorboard])",
+    )
+    train.add_argument(
+        "--wandb",
+        default=None,
+        metavar="PROJECT",
+        help="also log to Weights & Biases (pip install purerl[wandb])",
+    )
     train.add_argument(
         "--checkpoint",
         action=argparse.BooleanOptionalAction,

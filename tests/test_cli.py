@@ -25,6 +25,7 @@ def test_train_writes_metrics_curve_config_checkpoint_and_table(tmp_path, capsys
     out = tmp_path / "run"
     argv = ["train", "td3", "--env", "point_mass", "--seeds", "2", "--steps", "2000"]
     argv += ["--out", str(out), "--set", "exploration_noise=0.2", *TINY]
+    argv += ["--tensorboard", str(tmp_path / "tb")]
     assert cli.main(argv) == 0
     stdout = capsys.readouterr().out
 
@@ -56,6 +57,8 @@ def test_train_writes_metrics_curve_config_checkpoint_and_table(tmp_path, capsys
     assert n == 2
     assert f"| td3/point_mass | 2000 | 2 | {plots.format_ci(mean, half)} |" in stdout
     assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    for seed in (0, 1):  # TensorBoard event files, one directory per seed
+        assert list((tmp_path / "tb" / f"seed_{seed}").glob("events.out.tfevents.*"))
 
     # The checkpoint is the final carry of both seeds, replay buffer included.
     env = envs.make("point_mass")
@@ -192,3 +195,16 @@ def test_nonfinite_run_names_seed_and_step(tmp_path, capsys, monkeypatch):
     assert [r["check/nonfinite_step"] for r in rows[10:]] == ["-1", "-1", "-1"] + ["70"] * 7
     assert [r["check/nonfinite_step"] for r in rows[:10]] == ["-1"] * 10
     assert not (out / "checkpoint").exists() and not (out / "curve.png").exists()
+
+
+def test_missing_logging_package_fails_before_training(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
+    argv = ["train", "td3", "--env", "point_mass", "--steps", "2000", "--out", str(tmp_path)]
+    assert cli.main([*argv, "--wandb", "myproject"]) == 2
+    assert "pip install purerl[wandb]" in _error_line(capsys)
+    assert not (tmp_path / "metrics.csv").exists()
