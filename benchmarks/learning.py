@@ -40,7 +40,6 @@ RUNS = {
         "--loop-set",
         "unroll_length=64",
     ],
-    "idp-td3-100k": ["td3", "--env", "inverted_double_pendulum", "--steps", "100000", *SMALL],
     "idp-sac-100k": ["sac", "--env", "inverted_double_pendulum", "--steps", "100000", *SMALL],
     "reacher-td3": ["td3", "--env", "reacher", "--steps", "50000", *SMALL],
     "reacher-sac": ["sac", "--env", "reacher", "--steps", "50000", *SMALL],
@@ -79,6 +78,8 @@ FINDINGS = """
   shortfall of the implementations). SAC is ahead of TD3 on all three envs at equal budgets.
 * DQN and Munchausen DQN reach best seed-mean returns of ~190 on cart-pole within 50k steps but
   oscillate (final ~95-100); the Munchausen advantage reported on Atari is not visible at this scale.
+* Wall times include compilation and, for some runs, other jobs sharing the 2 cores (idp-sac-100k
+  ran beside the test suite); treat them as upper bounds.
 * brax action convention matters: mapping the agent's [-1, 1] onto inverted_pendulum's wider
   ctrl_range [-3, 3] stalled TD3/SAC near a return of 60 (a PD controller balances only at small
   gains); purerl now feeds [-1, 1] to brax as brax's own trainers do (docs/design.md).
