@@ -40,6 +40,7 @@ RUNS = {
         "--loop-set",
         "unroll_length=64",
     ],
+    "idp-td3-100k": ["td3", "--env", "inverted_double_pendulum", "--steps", "100000", *SMALL],
     "idp-sac-100k": ["sac", "--env", "inverted_double_pendulum", "--steps", "100000", *SMALL],
     "reacher-td3": ["td3", "--env", "reacher", "--steps", "50000", *SMALL],
     "reacher-sac": ["sac", "--env", "reacher", "--steps", "50000", *SMALL],
