@@ -64,6 +64,10 @@ class Transition(NamedTuple):
       terminated: 1.0 where ``s_{t+1}`` is terminal (no bootstrapping), float32.
       truncated: 1.0 where the episode was cut by a time limit at ``s_{t+1}`` (bootstrapping from
         ``next_obs`` is still correct), float32.
+      next_action: ``a_{t+1}``, the action the data's behaviour policy took in ``s_{t+1}``, for
+        offline SARSA targets (``purerl.datasets.Dataset.transitions(next_actions=True)``); ``None``
+        (no leaf) everywhere else. Where the transition is truncated the next action was never
+        recorded and the entry is a zero placeholder that SARSA losses must mask out.
     """
 
     obs: jax.Array
@@ -72,6 +76,7 @@ class Transition(NamedTuple):
     next_obs: jax.Array
     terminated: jax.Array
     truncated: jax.Array
+    next_action: Any = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,6 +56,8 @@ def batch_for(module, config, spec, key):
         next_obs=obs + 0.1,
         terminated=done,
         truncated=jnp.zeros(lead),
+        # offline agents (LOOP = "offline") may read a_{t+1} (SARSA targets); others ignore it
+        next_action=action[::-1] if module.LOOP == "offline" else None,
     )
 
 
