@@ -366,6 +366,146 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _expert_for(args: argparse.Namespace):
+    """The expert named by --expert DIR, else the cached expert of --env (trained if missing)."""
+    from purerl.datasets import generate, registry
+
+    if args.expert:
+        return generate.load_expert(args.expert)
+    if args.env not in generate.PRESETS:
+        raise UsageError(
+            f"no expert preset for env {args.env!r}; presets: {', '.join(sorted(generate.PRESETS))}"
+            " (or pass --expert DIR)"
+        )
+    return registry.get_expert(
+        args.env,
+        args.seed,
+        args.backend,
+        args.cache,
+        check_versions=not args.ignore_versions,
+        progress=not args.no_progress,
+    )
+
+
+def _print_expert(info: dict, path: str) -> None:
+    curve = info["curve"]
+    print(
+        f"expert: {info['agent']} on {info['env']} ({info['backend'] or 'jax'}), seed {info['seed']}"
+    )
+    print("  step      eval return")
+    for step, ret in zip(curve["env_steps"], curve["eval_return"], strict=True):
+        print(f"  {step:>9,d} {ret:>10.1f}")
+    print(
+        f"reference returns ({20} episodes): random {info['ref_min_score']:.1f}, expert "
+        f"{info['ref_max_score']:.1f} (period {info['expert_period']})"
+    )
+    band = "inside" if info["medium_in_band"] else "OUTSIDE"
+    print(
+        f"medium policy: period {info['medium_period']}, return {info['medium_return']:.1f} = "
+        f"{info['medium_normalized']:.0f} normalized ({band} the 33-50 band)"
+    )
+    print(f"training wall time {info['train_wall_s']:.0f} s (total {info['wall_s']:.0f} s)")
+    print(f"wrote {path}")
+
+
+def cmd_generate_expert(args: argparse.Namespace) -> int:
+    from purerl.datasets import generate, registry
+
+    if args.env not in generate.PRESETS:
+        raise UsageError(
+            f"no expert preset for env {args.env!r}; presets: {', '.join(sorted(generate.PRESETS))}"
+        )
+    path = args.out or registry.expert_dir(args.env, args.seed, args.backend, args.cache)
+    if os.path.exists(os.path.join(path, "expert.json")) and not args.force:
+        info = generate.load_expert(path).info
+        print(f"an expert exists in {path} (use --force to train again)")
+    else:
+        info = generate.train_expert(
+            args.env, path, args.seed, args.backend, progress=not args.no_progress, overwrite=True
+        )
+    _print_expert(info, path)
+    return 0
+
+
+def _write(ds, out: str) -> None:
+    from purerl.datasets import io
+
+    io.save(out, ds)
+    print(f"wrote {out}")
+
+
+def cmd_generate_dataset(args: argparse.Namespace) -> int:
+    from purerl.datasets import generate, registry
+
+    if args.level not in generate.LEVELS:
+        raise UsageError(f"unknown --level {args.level!r}; levels: {', '.join(generate.LEVELS)}")
+    if args.size is not None and args.size < 1:
+        raise UsageError(f"--size must be >= 1, got {args.size}")
+    start = time.perf_counter()
+    if args.out is None and args.expert is None:
+        ds = registry.load(
+            f"{args.env}-{args.level}",
+            args.seed,
+            args.size,
+            args.backend,
+            args.cache,
+            regenerate=args.force,
+            check_versions=not args.ignore_versions,
+            progress=not args.no_progress,
+        )
+        where = registry.dataset_path(
+            f"{args.env}-{args.level}", args.seed, args.backend, args.cache, args.size
+        )
+    else:
+        expert = _expert_for(args)
+        size = args.size
+        if size is None and args.level != "medium-replay":
+            size = registry.DEFAULT_SIZES[args.level]
+        ds = generate.generate_dataset(expert, args.level, size, args.seed)
+        where = args.out or f"{args.env}-{args.level}.npz"
+        _write(ds, where)
+    meta = ds.metadata
+    score = ds.normalized_score(meta["mean_episode_return"])
+    print(
+        f"{meta['env']}-{meta['level']}: {len(ds):,d} transitions, {meta['num_episodes']} episodes, "
+        f"mean return {meta['mean_episode_return']:.1f} (normalized {score:.1f}; random "
+        f"{meta['ref_min_score']:.1f}, expert {meta['ref_max_score']:.1f}); "
+        f"{time.perf_counter() - start:.0f} s; {where}"
+    )
+    return 0
+
+
+def cmd_generate_demos(args: argparse.Namespace) -> int:
+    from purerl.datasets import generate
+
+    if args.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.subsample < 1:
+        raise UsageError(f"--subsample must be >= 1, got {args.subsample}")
+    expert = _expert_for(args)
+    ds = generate.generate_demos(
+        expert, args.episodes, args.seed, args.subsample, deterministic=not args.stochastic
+    )
+    out = args.out or f"{args.env}-demos-{args.episodes}.npz"
+    _write(ds, out)
+    returns = ds.metadata["episode_returns"]
+    print(
+        f"{args.episodes} expert episodes, {len(ds):,d} transitions kept (every "
+        f"{args.subsample}), returns mean {sum(returns) / len(returns):.1f} "
+        f"(expert reference {ds.metadata['ref_max_score']:.1f})"
+    )
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from purerl.datasets import registry
+
+    for name in registry.list_datasets():
+        path = registry.dataset_path(name, root=args.cache)
+        print(f"{name:<40} {'cached' if os.path.exists(path) else '-'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="purerl", description="purerl: pure-JAX RL from the command line")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -407,6 +547,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=cmd_train)
 
+    generate = sub.add_parser("generate", help="train experts, generate datasets and demos")
+    gsub = generate.add_subparsers(dest="what", parser_class=_Parser, required=True)
+
+    def common(p, env_required=True):
+        p.add_argument("--env", required=env_required, help="env name (see 'purerl envs')")
+        p.add_argument("--seed", type=int, default=0, help="PRNG seed (expert run and rollouts)")
+        p.add_argument("--backend", default=None, help="brax backend (brax envs only)")
+        p.add_argument("--cache", default=None, help="cache root (default ~/.cache/purerl)")
+        p.add_argument("--no-progress", action="store_true", help="no progress output")
+        p.add_argument(
+            "--ignore-versions", action="store_true", help="accept caches made by other versions"
+        )
+
+    p = gsub.add_parser("expert", help="train and save an expert")
+    common(p)
+    p.add_argument("--out", default=None, help="expert directory (default: in the cache)")
+    p.add_argument("--force", action="store_true", help="train again even if it exists")
+    p.set_defaults(func=cmd_generate_expert)
+
+    p = gsub.add_parser("dataset", help="generate a D4RL-style dataset")
+    common(p)
+    p.add_argument(
+        "--level", required=True, help="random, medium, medium-replay, medium-expert, expert"
+    )
+    p.add_argument("--size", type=int, default=None, help="transitions (default per level)")
+    p.add_argument("--expert", default=None, help="expert directory (default: the cached one)")
+    p.add_argument("--out", default=None, help=".npz or .hdf5 file (default: the cache)")
+    p.add_argument("--force", action="store_true", help="regenerate even if cached")
+    p.set_defaults(func=cmd_generate_dataset)
+
+    p = gsub.add_parser("demos", help="generate expert demonstrations")
+    common(p)
+    p.add_argument("--episodes", type=int, required=True, help="number of whole episodes")
+    p.add_argument("--subsample", type=int, default=1, help="keep every Nth transition (GAIL: 20)")
+    p.add_argument("--stochastic", action="store_true", help="sample actions (default: the mode)")
+    p.add_argument("--expert", default=None, help="expert directory (default: the cached one)")
+    p.add_argument("--out", default=None, help=".npz or .hdf5 file")
+    p.set_defaults(func=cmd_generate_demos)
+
+    p = sub.add_parser("datasets", help="list named datasets and whether they are cached")
+    p.add_argument("--cache", default=None, help="cache root (default ~/.cache/purerl)")
+    p.set_defaults(func=cmd_datasets)
+
     sub.add_parser("agents", help="list agents").set_defaults(func=cmd_agents)
     sub.add_parser("envs", help="list envs").set_defaults(func=cmd_envs)
     return parser
@@ -414,6 +597,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _one_line(message: str) -> str:
     return " ".join(str(message).split())
+
+
+def _is_input_error(e: Exception) -> bool:
+    from purerl.datasets.schema import DatasetError
+
+    return isinstance(e, DatasetError | FileNotFoundError | FileExistsError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -433,6 +622,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"purerl: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except FloatingPointError as e:  # loops.NonFiniteError
+        print(f"purerl: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, FileNotFoundError, FileExistsError) as e:  # DatasetError, bad files
+        if not _is_input_error(e):
+            raise
         print(f"purerl: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
 

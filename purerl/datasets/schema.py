@@ -157,7 +157,7 @@ def normalized_score(returns, random_return: float, expert_return: float):
     return 100.0 * (returns - random_return) / (expert_return - random_return)
 
 
-# ---------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Validation.
 
 
@@ -166,6 +166,8 @@ def _where(source: str) -> str:
 
 
 def _first_bad(mask: np.ndarray) -> int:
+    if mask.ndim == 0:
+        return 0
     flat = mask.reshape(mask.shape[0], -1).any(axis=1)
     return int(np.argmax(flat))
 
@@ -197,11 +199,13 @@ def _flag_field(name: str, value: Any, source: str) -> np.ndarray:
         raise DatasetError(
             f"field {name!r}{_where(source)} has dtype {arr.dtype}, expected bool (or 0/1 numbers)"
         )
+    if arr.ndim != 1:
+        raise DatasetError(f"field {name!r}{_where(source)} has shape {arr.shape}, expected [N]")
     bad = (arr != 0) & (arr != 1)
     if bad.any():
         i = int(np.argmax(bad))
         raise DatasetError(
-            f"field {name!r}{_where(source)} must be 0/1, got {arr[i]!r} at index {i}"
+            f"field {name!r}{_where(source)} must be 0/1, got {arr[i].item()!r} at index {i}"
         )
     return arr.astype(bool)
 
@@ -276,7 +280,13 @@ def validate(
             f"'observations' has {obs.shape}"
         )
 
-    max_steps = int(metadata.get("max_episode_steps", DEFAULT_MAX_EPISODE_STEPS))
+    max_steps = metadata.get("max_episode_steps")
+    max_steps = DEFAULT_MAX_EPISODE_STEPS if max_steps is None else max_steps
+    if not (isinstance(max_steps, int | np.integer) and max_steps >= 1):
+        raise DatasetError(
+            f"metadata max_episode_steps{_where(source)} must be an int >= 1, got {max_steps!r}"
+        )
+    max_steps = int(max_steps)
     subsampled = int(metadata.get("subsample_every", 1)) != 1
     if "episode_ids" in arrays and arrays["episode_ids"] is not None:
         ids = np.asarray(arrays["episode_ids"])
@@ -329,7 +339,8 @@ def validate(
             raise DatasetError(
                 f"the episode starting at index {s}{_where(source)} never ends: no 'terminals' or "
                 f"'timeouts' within max_episode_steps={max_steps} transitions (indices {s}.."
-                f"{s + max_steps - 1}); set metadata max_episode_steps if episodes are longer"
+                f"{s + max_steps - 1}); if episodes are longer, set metadata max_episode_steps "
+                "(or load(..., max_episode_steps=...))"
             )
         if not ends[-1]:
             timeouts = timeouts.copy()
@@ -365,5 +376,6 @@ def concatenate(parts: list[Dataset], metadata: Mapping[str, Any] | None = None)
     except ValueError as e:
         raise DatasetError(f"concatenate: datasets have different shapes ({e})") from None
     meta = dict(parts[0].metadata)
+    meta.pop("final_episode_cut", None)
     meta.update(metadata or {})
     return validate(joined, meta, source="concatenate")

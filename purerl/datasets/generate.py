@@ -1,0 +1,555 @@
+"""Experts, D4RL-style datasets and demonstrations, generated locally with purerl's own agents.
+
+Nothing is downloaded: an expert is trained here (:func:`train_expert`), and every dataset level and
+demonstration set is rolled out from it (:func:`generate_dataset`, :func:`generate_demos`), vmapped
+across envs inside one compiled ``lax.scan``. Everything is deterministic for a given seed.
+
+Levels, following D4RL (Fu et al. 2020, sec. 5 "MuJoCo locomotion"):
+
+* ``random``: a uniformly random policy (D4RL: "a randomly initialized policy"; see deviation 2 in
+  docs/datasets.md).
+* ``medium``: a policy of the expert's training run at about 1/3 to 1/2 of the expert return
+  (:data:`MEDIUM_BAND`), acting with its exploration noise.
+* ``medium-replay``: everything the training run collected up to that policy (D4RL: "the replay
+  buffer of a policy trained up to the performance of the medium agent"), regenerated period by
+  period from the run's policy snapshots (deviation 1 in docs/datasets.md).
+* ``medium-expert``: medium and expert data, half and half (D4RL: 1M + 1M transitions).
+* ``expert``: the trained expert, acting with its exploration noise.
+
+An expert directory holds ``expert.json`` (settings, versions, learning curve, chosen periods,
+reference returns, wall time) and ``policies/`` (an orbax checkpoint of the agent states needed: the
+snapshots at the start of every period up to the medium one, plus the expert).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import platform
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from purerl.core.types import Transition
+from purerl.datasets.schema import Dataset, DatasetError, validate
+
+LEVELS = ("random", "medium", "medium-replay", "medium-expert", "expert")
+MEDIUM_BAND = (1 / 3, 1 / 2)  # medium policy: this fraction of the expert's (normalized) return
+REFERENCE_EPISODES = 20  # episodes behind ref_min_score / ref_max_score
+EXPERT_FORMAT = "purerl.expert/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpertPreset:
+    """How to train the expert of one env: agent name, env steps, agent and loop overrides."""
+
+    agent: str
+    steps: int
+    agent_set: tuple[tuple[str, Any], ...] = ()
+    loop_set: tuple[tuple[str, Any], ...] = ()
+    note: str = ""
+
+
+_PPO_LOOP = (("num_envs", 32), ("unroll_length", 64))
+_SAC_LOOP = (("num_envs", 16), ("utd", 0.5), ("warmup_steps", 10_000))
+
+# Measured in benchmarks/results/experts.md (one seed, 2 CPU cores).
+PRESETS: dict[str, ExpertPreset] = {
+    "point_mass": ExpertPreset(
+        "ppo", 65_536, loop_set=(*_PPO_LOOP, ("eval_every", 4096)), note="toy; seconds"
+    ),
+    "inverted_pendulum": ExpertPreset(
+        "ppo", 524_288, loop_set=(*_PPO_LOOP, ("eval_every", 16_384))
+    ),
+    "inverted_double_pendulum": ExpertPreset(
+        "ppo", 1_048_576, loop_set=(*_PPO_LOOP, ("eval_every", 32_768))
+    ),
+    "reacher": ExpertPreset(
+        "sac", 100_000, loop_set=(*_SAC_LOOP, ("buffer_size", 100_000), ("eval_every", 4000))
+    ),
+    "halfcheetah": ExpertPreset(
+        "sac", 200_000, loop_set=(*_SAC_LOOP, ("buffer_size", 200_000), ("eval_every", 5000))
+    ),
+}
+
+
+def versions() -> dict[str, str]:
+    """Versions that change generated data: python, purerl, jax, jaxlib, brax, mujoco, numpy."""
+    from importlib import metadata
+
+    import purerl
+
+    out = {"purerl": purerl.__version__, "python": platform.python_version()}
+    for dist in ("jax", "jaxlib", "brax", "mujoco", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def default_backend(env_name: str) -> str | None:
+    from purerl import envs
+
+    return envs.BRAX_DEFAULT_BACKEND.get(env_name)
+
+
+def _loop_module(kind: str):
+    from purerl.loops import on_policy, online
+
+    return {"online": online, "on_policy": on_policy}[kind]
+
+
+def _build(info: dict):
+    """env, algo and loop config from an expert.json dict (or the same keys for a new run)."""
+    from purerl import agents, envs
+
+    module = agents.get(info["agent"])
+    agent_config = module.Config(**_tuples(module.Config, info["agent_config"]))
+    env = envs.make(info["env"], backend=info["backend"])
+    algo = module.make(agent_config, env.spec)
+    loop_module = _loop_module(module.LOOP)
+    loop_config = loop_module.Config(**_tuples(loop_module.Config, info["loop_config"]))
+    return module, env, algo, loop_module, loop_config
+
+
+def _tuples(cls, values: dict) -> dict:
+    """JSON turned tuples into lists; turn them back for the dataclass fields."""
+    out = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k, v in values.items():
+        if k not in names:
+            raise DatasetError(
+                f"unknown {cls.__module__}.{cls.__name__} field {k!r} in expert.json"
+            )
+        out[k] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Rollouts.
+
+
+def _random_actions(spec, key, n):
+    if spec.discrete:
+        return jax.random.randint(key, (n,), 0, spec.num_actions)
+    return jax.random.uniform(key, (n, *spec.action_shape), minval=-1.0, maxval=1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _collector(env, algo, num_envs: int, steps_per_env: int, deterministic: bool):
+    """Jitted ``collect(agent_state, key, start_step, random_until) -> Transition[T, E]``: actions are
+    uniform random while the global env step (``start_step`` plus the steps so far, all envs
+    together) is below ``random_until``, else ``algo.act``."""
+    spec = env.spec
+
+    def collect(agent_state, key, start_step, random_until):
+        reset_key, key = jax.random.split(key)
+        state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
+
+        def body(state, inputs):
+            t, step_key = inputs
+            act_key, rand_key, env_key = jax.random.split(step_key, 3)
+            if algo is None:
+                action = _random_actions(spec, rand_key, num_envs)
+            else:
+                policy = algo.act(agent_state, state.obs, act_key, deterministic)[0]
+                rand = _random_actions(spec, rand_key, num_envs).astype(policy.dtype)
+                use_random = start_step + t * num_envs < random_until
+                action = jnp.where(use_random, rand, policy)
+            nxt = jax.vmap(env.step)(jax.random.split(env_key, num_envs), state, action)
+            tr = Transition(
+                obs=state.obs,
+                action=action,
+                reward=nxt.reward,
+                next_obs=nxt.final_obs,
+                terminated=nxt.terminated,
+                truncated=nxt.truncated,
+            )
+            return nxt, tr
+
+        steps = jnp.arange(steps_per_env)
+        _, traj = jax.lax.scan(body, state, (steps, jax.random.split(key, steps_per_env)))
+        return traj
+
+    return jax.jit(collect)
+
+
+def _to_arrays(traj: Transition) -> dict[str, np.ndarray]:
+    """``[T, E]`` rollouts -> flat env-major arrays (each env's episodes stay contiguous); the last
+    step of every env's column is a timeout (collection ended there)."""
+    traj = jax.device_get(traj)
+    t_len, n_envs = np.shape(traj.reward)[:2]
+
+    def flat(x):
+        x = np.asarray(x)
+        return np.swapaxes(x, 0, 1).reshape(t_len * n_envs, *x.shape[2:])
+
+    terminals = flat(traj.terminated) > 0
+    timeouts = (flat(traj.truncated) > 0) & ~terminals
+    col_end = np.zeros((n_envs, t_len), bool)
+    col_end[:, -1] = True
+    timeouts |= col_end.reshape(-1) & ~terminals
+    return {
+        "observations": flat(traj.obs),
+        "actions": flat(traj.action),
+        "rewards": flat(traj.reward),
+        "next_observations": flat(traj.next_obs),
+        "terminals": terminals,
+        "timeouts": timeouts,
+    }
+
+
+def _join(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _take(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """The first ``n`` transitions; the last one becomes a timeout (collection ended there)."""
+    out = {k: v[:n].copy() for k, v in arrays.items()}
+    out["timeouts"][-1] |= ~out["terminals"][-1]
+    return out
+
+
+def _mean_return(env, algo, agent_state, key, episodes: int) -> float:
+    from purerl.loops.evaluate import evaluate
+
+    if algo is None:
+        policy = lambda obs, k: _random_actions(env.spec, k, obs.shape[0])
+    else:
+        policy = lambda obs, k: algo.act(agent_state, obs, k, True)[0]
+    returns, _ = jax.jit(lambda k: evaluate(env, policy, k, episodes))(key)
+    return float(np.mean(np.asarray(returns)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Experts.
+
+
+class Expert(NamedTuple):
+    """A loaded expert directory: ``info`` is expert.json; ``states`` stacks the saved agent states
+    (index ``info["snapshot_periods"][i]``; the expert is the last entry)."""
+
+    info: dict
+    env: Any
+    algo: Any
+    loop_config: Any
+    states: Any
+
+    def state(self, index: int):
+        return jax.tree.map(lambda x: x[index], self.states)
+
+    @property
+    def expert_state(self):
+        return self.state(len(self.info["snapshot_periods"]))
+
+
+def train_expert(
+    env_name: str,
+    out_dir: str,
+    seed: int = 0,
+    backend: str | None = None,
+    preset: ExpertPreset | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict:
+    """Train an expert with purerl's own agent and save it to ``out_dir``; returns its info dict.
+
+    The run is the agent's own loop (``loops.online`` / ``loops.on_policy``), one period at a time
+    so the agent state at every evaluation is kept. The expert is the period with the best
+    deterministic evaluation return; ``medium`` is the period at or before it whose return,
+    normalized between the uniform random policy and the expert, is closest to the middle of
+    :data:`MEDIUM_BAND`. Both references (``ref_min_score``: uniform random actions,
+    ``ref_max_score``: the expert, deterministic) are re-measured on :data:`REFERENCE_EPISODES`
+    fresh episodes.
+    """
+    from purerl import agents
+    from purerl.loops import checkpoint
+    from purerl.loops.common import NonFiniteError
+
+    if preset is None:
+        if env_name not in PRESETS:
+            raise DatasetError(
+                f"no expert preset for env {env_name!r}; presets exist for "
+                f"{', '.join(sorted(PRESETS))} (or pass an ExpertPreset)"
+            )
+        preset = PRESETS[env_name]
+    if os.path.exists(os.path.join(out_dir, "expert.json")) and not overwrite:
+        raise FileExistsError(f"an expert already exists in {out_dir}; pass overwrite=True")
+    backend = backend or default_backend(env_name)
+    module = agents.get(preset.agent)
+    agent_config = module.Config(**dict(preset.agent_set))
+    loop_module = _loop_module(module.LOOP)
+    loop_kw = dict(preset.loop_set)
+    if "n_step" in {f.name for f in dataclasses.fields(loop_module.Config)}:
+        loop_kw.setdefault("n_step", getattr(agent_config, "n_step", 1))
+    loop_config = loop_module.Config(total_steps=preset.steps, progress=progress, **loop_kw)
+    info: dict[str, Any] = {
+        "format": EXPERT_FORMAT,
+        "env": env_name,
+        "backend": backend,
+        "seed": int(seed),
+        "agent": preset.agent,
+        "agent_config": dataclasses.asdict(agent_config),
+        "loop": module.LOOP,
+        "loop_config": {**dataclasses.asdict(loop_config), "progress": False},
+        "versions": versions(),
+    }
+    _, env, algo, _, _ = _build(info)
+    loop = loop_module.make_loop(algo, env, loop_config)
+
+    start = time.perf_counter()
+    key = jax.random.key(seed)
+    train_key, ref_key = jax.random.split(key)
+    carry = jax.jit(loop.init)(train_key)
+    run = jax.jit(loop.run, static_argnums=1)
+    snapshots, steps, returns = [carry.agent], [0], []
+    for _ in range(loop_config.num_evals):
+        carry, row = run(carry, 1)
+        row = jax.device_get(row)
+        bad = np.asarray(row.get("check/nonfinite_step", [-1])).reshape(-1)[-1]
+        if bad >= 0:
+            raise NonFiniteError(f"NaN/inf at env step {int(bad)} while training the expert")
+        snapshots.append(carry.agent)
+        steps.append(int(np.asarray(row["env_steps"]).reshape(-1)[-1]))
+        returns.append(float(np.asarray(row["eval/return"]).reshape(-1)[-1]))
+    if loop.progress is not None:
+        loop.progress.close()
+    train_wall = time.perf_counter() - start
+
+    rand_key, exp_key, med_key = jax.random.split(ref_key, 3)
+    best = int(np.argmax(returns)) + 1  # snapshot index (period p ends at snapshot p)
+    ref_min = _mean_return(env, None, None, rand_key, REFERENCE_EPISODES)
+    ref_max = _mean_return(env, algo, snapshots[best], exp_key, REFERENCE_EPISODES)
+    if not ref_max > ref_min:
+        raise DatasetError(
+            f"the expert trained on {env_name} (return {ref_max:.1f}) is no better than uniform "
+            f"random actions ({ref_min:.1f}); train longer or pick another preset"
+        )
+    scale = lambda r: (r - ref_min) / (ref_max - ref_min)
+    target = sum(MEDIUM_BAND) / 2
+    # candidates: periods 1..best (snapshot index), by the run's own evaluation
+    medium = 1 + int(np.argmin([abs(scale(r) - target) for r in returns[:best]]))
+    medium_return = _mean_return(env, algo, snapshots[medium], med_key, REFERENCE_EPISODES)
+
+    kept = list(range(medium + 1))  # snapshot p = policy at the start of period p + 1
+    states = jax.tree.map(lambda *xs: jnp.stack(xs), *[snapshots[i] for i in kept], snapshots[best])
+    info.update(
+        {
+            "curve": {"env_steps": steps[1:], "eval_return": returns},
+            "expert_period": best,
+            "medium_period": medium,
+            "snapshot_periods": kept,
+            "ref_min_score": ref_min,
+            "ref_max_score": ref_max,
+            "medium_return": medium_return,
+            "medium_normalized": 100 * scale(medium_return),
+            "medium_in_band": bool(MEDIUM_BAND[0] <= scale(returns[medium - 1]) <= MEDIUM_BAND[1]),
+            "train_wall_s": train_wall,
+            "wall_s": time.perf_counter() - start,
+            "devices": [str(d) for d in jax.devices()],
+        }
+    )
+    os.makedirs(out_dir, exist_ok=True)
+    checkpoint.save(os.path.join(out_dir, "policies"), states, overwrite=True)
+    atomic_write_text(os.path.join(out_dir, "expert.json"), json.dumps(info, indent=2))
+    return info
+
+
+def load_expert(path: str) -> Expert:
+    """Read an expert directory written by :func:`train_expert`."""
+    from purerl.loops import checkpoint
+
+    meta_path = os.path.join(path, "expert.json")
+    if not os.path.exists(meta_path):
+        raise FileNotFoundError(f"no expert at {path} (missing expert.json)")
+    try:
+        with open(meta_path) as f:
+            info = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{meta_path} is corrupted ({e})") from None
+    if info.get("format") != EXPERT_FORMAT:
+        raise DatasetError(f"{meta_path} is not a purerl expert ({EXPERT_FORMAT})")
+    _, env, algo, _, loop_config = _build(info)
+    one = jax.eval_shape(lambda k: algo.init(k, env.spec), jax.random.key(0))
+    count = len(info["snapshot_periods"]) + 1
+    like = jax.tree.map(lambda s: jax.ShapeDtypeStruct((count, *s.shape), s.dtype), one)
+    try:
+        states = checkpoint.restore(os.path.join(path, "policies"), like)
+    except (checkpoint.CheckpointError, FileNotFoundError, ValueError) as e:
+        raise DatasetError(f"cannot read the expert policies in {path}: {e}") from None
+    return Expert(info, env, algo, loop_config, states)
+
+
+# --------------------------------------------------------------------------------------------------
+# Datasets and demonstrations.
+
+
+def _dataset_metadata(expert: Expert, **extra) -> dict:
+    info = expert.info
+    return {
+        "env": info["env"],
+        "backend": info["backend"],
+        "max_episode_steps": int(expert.env.spec.episode_length),
+        "ref_min_score": info["ref_min_score"],
+        "ref_max_score": info["ref_max_score"],
+        "expert_agent": info["agent"],
+        "expert_seed": info["seed"],
+        "versions": versions(),
+        **extra,
+    }
+
+
+def _rollouts(expert, state, key, size, num_envs, deterministic=False, random_until=0):
+    steps = math.ceil(size / num_envs)
+    algo = None if state is None else expert.algo
+    collect = _collector(expert.env, algo, num_envs, steps, deterministic)
+    traj = collect(state, key, jnp.int32(0), jnp.int32(random_until))
+    return _take(_to_arrays(traj), size)
+
+
+def generate_dataset(
+    expert: Expert | str,
+    level: str,
+    size: int | None = None,
+    seed: int = 0,
+    num_envs: int = 50,
+) -> Dataset:
+    """Roll out one D4RL level from an expert (a directory or a loaded :class:`Expert`).
+
+    Args:
+      level: one of :data:`LEVELS`.
+      size: transitions (``medium-expert``: half from each policy). ``medium-replay`` takes what
+        the training run collected up to the medium policy, so its size is fixed: pass ``None``.
+      seed: PRNG seed of the rollouts.
+      num_envs: parallel envs of the rollouts (each env's episodes are contiguous in the output).
+    """
+    if isinstance(expert, str):
+        expert = load_expert(expert)
+    if level not in LEVELS:
+        raise DatasetError(f"unknown dataset level {level!r}; levels: {', '.join(LEVELS)}")
+    if level == "medium-replay":
+        if size is not None:
+            raise DatasetError(
+                "medium-replay holds everything the expert's run collected up to the medium "
+                "policy; its size is fixed by that run, so do not pass a size"
+            )
+    elif size is None or int(size) < 1:
+        raise DatasetError(f"level {level!r} needs a positive size, got {size!r}")
+    if num_envs < 1:
+        raise DatasetError(f"num_envs must be >= 1, got {num_envs}")
+    info = expert.info
+    key = jax.random.fold_in(jax.random.key(seed), LEVELS.index(level))
+    medium_state = expert.state(info["medium_period"])
+    policies = {"random": None, "medium": medium_state, "expert": expert.expert_state}
+    meta = {"level": level, "seed": int(seed), "collect_num_envs": int(num_envs)}
+    if level in policies:
+        arrays = _rollouts(expert, policies[level], key, size, num_envs)
+    elif level == "medium-expert":
+        k1, k2 = jax.random.split(key)
+        half = size // 2
+        arrays = _join(
+            [
+                _rollouts(expert, medium_state, k1, half, num_envs),
+                _rollouts(expert, expert.expert_state, k2, size - half, num_envs),
+            ]
+        )
+    else:  # medium-replay: period by period, from the snapshot at the start of each period
+        cfg = expert.loop_config
+        period_steps = cfg.eval_every
+        warmup = getattr(cfg, "warmup_steps", 0)
+        collect = _collector(
+            expert.env, expert.algo, cfg.num_envs, period_steps // cfg.num_envs, False
+        )
+        parts = []
+        for p in range(info["medium_period"]):
+            traj = collect(
+                expert.state(p),
+                jax.random.fold_in(key, p),
+                jnp.int32(p * period_steps),
+                jnp.int32(warmup),
+            )
+            parts.append(_to_arrays(traj))
+        arrays = _join(parts)
+        meta["periods"] = int(info["medium_period"])
+    ds = validate(arrays, _dataset_metadata(expert, **meta, size=len(arrays["rewards"])))
+    returns = ds.episode_returns()
+    ds.metadata["mean_episode_return"] = float(np.mean(returns))
+    ds.metadata["num_episodes"] = int(returns.shape[0])
+    return ds
+
+
+def generate_demos(
+    expert: Expert | str,
+    episodes: int,
+    seed: int = 0,
+    subsample: int = 1,
+    deterministic: bool = True,
+) -> Dataset:
+    """``episodes`` whole expert episodes (deterministic policy by default), optionally subsampled
+    the GAIL/PWIL way: from each episode keep every ``subsample``-th transition starting at a random
+    offset in ``[0, subsample)`` (Ho & Ermon 2016, sec. 6; Dadashi et al. 2021, sec. 4)."""
+    if isinstance(expert, str):
+        expert = load_expert(expert)
+    if episodes < 1:
+        raise DatasetError(f"episodes must be >= 1, got {episodes}")
+    if subsample < 1:
+        raise DatasetError(f"subsample must be >= 1, got {subsample}")
+    length = expert.env.spec.episode_length
+    key = jax.random.key(seed)
+    state = expert.expert_state
+    collect = _collector(expert.env, expert.algo, episodes, length, deterministic)
+    traj = jax.device_get(collect(state, key, jnp.int32(0), jnp.int32(0)))
+    rng = np.random.default_rng(seed)
+    parts, returns = [], []
+    for e in range(episodes):
+        col = jax.tree.map(lambda x, e=e: np.asarray(x)[:, e], traj)
+        ends = np.nonzero((col.terminated > 0) | (col.truncated > 0))[0]
+        stop = int(ends[0]) + 1 if ends.size else length
+        keep = np.arange(stop)
+        returns.append(float(np.sum(col.reward[:stop])))
+        if subsample > 1:
+            keep = keep[int(rng.integers(subsample)) :: subsample]
+        terminals = col.terminated[keep] > 0
+        part = {
+            "observations": col.obs[keep],
+            "actions": col.action[keep],
+            "rewards": col.reward[keep],
+            "next_observations": col.next_obs[keep],
+            "terminals": terminals,
+            "timeouts": (keep == stop - 1) & ~terminals,
+            "episode_ids": np.full(keep.shape, e, np.int32),
+        }
+        parts.append(part)
+    meta = _dataset_metadata(
+        expert,
+        level="demos",
+        seed=int(seed),
+        episodes=int(episodes),
+        subsample_every=int(subsample),
+        deterministic=bool(deterministic),
+        episode_returns=returns,
+        mean_episode_return=float(np.mean(returns)),
+        num_episodes=int(episodes),
+    )
+    return validate(_join(parts), meta)
