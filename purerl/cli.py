@@ -346,6 +346,115 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_offline(args: argparse.Namespace) -> int:
+    import jax
+
+    from purerl import datasets, envs
+    from purerl.loops import common, offline, plots, writers
+
+    module = _get_agent(args.agent)
+    if getattr(module, "LOOP", "online") not in ("offline", "online"):
+        raise UsageError(
+            f"agent {args.agent!r} learns from on-policy rollouts; it cannot train offline"
+        )
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    try:
+        agent_config = module.Config(**parse_overrides(module.Config, args.set, "--set"))
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"invalid agent config: {e}") from None
+    if getattr(agent_config, "n_step", 1) != 1:
+        raise UsageError(f"offline training samples single transitions; set {args.agent} n_step=1")
+
+    kwargs = (
+        {}
+        if args.dataset.endswith((".npz", ".hdf5", ".h5"))
+        else {"seed": args.dataset_seed, "progress": not args.no_progress}
+    )
+    dataset = datasets.load(args.dataset, **kwargs)
+    meta = dataset.metadata
+    env_name = args.env or meta.get("env")
+    if env_name is None:
+        raise UsageError(f"dataset {args.dataset} does not say which env it is from; pass --env")
+    if env_name not in envs.list_envs():
+        raise UsageError(
+            f"unknown env {env_name!r}; known envs: {', '.join(sorted(envs.list_envs()))}"
+        )
+    if hasattr(module, "prepare"):
+        agent_config = module.prepare(agent_config, dataset)
+
+    given: dict[str, Any] = {"total_steps": args.steps, "progress": not args.no_progress}
+    if args.eval_every is not None:
+        given["eval_every"] = args.eval_every
+    given.update(parse_overrides(offline.Config, args.loop_set, "--loop-set"))
+    auto = {}
+    if "eval_every" not in given:
+        auto["eval_every"] = _eval_every(args.steps, 1, max(1, min(5000, args.steps // 10)))
+    try:
+        config = offline.Config(**given, **auto)
+        env = envs.make(env_name, backend=args.backend or meta.get("backend"))
+        algo = module.make(agent_config, env.spec)
+        data = offline.prepare_data(
+            dataset, config, needs_next_action=getattr(module, "NEEDS_NEXT_ACTION", False)
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    refs = None
+    if "ref_min_score" in meta and "ref_max_score" in meta:
+        refs = (meta["ref_min_score"], meta["ref_max_score"])
+
+    print(f"dataset: {args.dataset} ({len(dataset):,d} transitions, env {env_name})")
+    print(f"agent ({args.agent}): {agent_config}")
+    print(f"loop (offline): {config}")
+    if auto:
+        print(
+            f"set for --steps {args.steps} (override with --loop-set): eval_every={auto['eval_every']}"
+        )
+    os.makedirs(args.out, exist_ok=True)
+    run_info = {
+        "agent": args.agent,
+        "dataset": args.dataset,
+        "dataset_metadata": meta,
+        "env": env_name,
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "loop": "offline",
+        "agent_config": dataclasses.asdict(agent_config),
+        "loop_config": dataclasses.asdict(config),
+        "argv": list(args.argv),
+        "versions": _versions(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+    train = offline.make_train(algo, env, config, ref_scores=refs)
+    start = time.perf_counter()
+    states, metrics = common.run_seeds(
+        train, jax.random.key(args.seed), args.seeds, check=False, args=(data,)
+    )
+    states = jax.block_until_ready(states)
+    run_info["wall_time_s"] = time.perf_counter() - start
+    csv_path = writers.write_csv(os.path.join(args.out, "metrics.csv"), metrics)
+    with open(os.path.join(args.out, "config.json"), "w") as f:
+        json.dump(run_info, f, indent=2, default=str)
+    if "check/nonfinite_step" in metrics:
+        try:
+            common.check_finite(metrics, **train.nonfinite_wording)
+        except common.NonFiniteError as e:
+            raise common.NonFiniteError(f"{e}; metrics so far in {csv_path}") from None
+    label = f"{args.agent}/{args.dataset}"
+    metric = "eval/normalized" if refs else "eval/return"
+    plots.learning_curve(
+        {label: metrics}, os.path.join(args.out, "curve.png"), metric=metric, title=label
+    )
+    extra = {"wall time incl. compile (s)": {label: f"{run_info['wall_time_s']:.1f}"}}
+    print(plots.results_table({label: metrics}, metric=metric, extra_columns=extra))
+    if refs:
+        print(plots.results_table({label: metrics}, metric="eval/return"))
+    print(f"wrote {args.out}: metrics.csv, curve.png, config.json")
+    return 0
+
+
 def cmd_agents(args: argparse.Namespace) -> int:
     from purerl import agents
 
@@ -546,6 +655,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="save the final carry (with the replay buffer) to OUT/checkpoint",
     )
     train.set_defaults(func=cmd_train)
+
+    off = sub.add_parser("train-offline", help="train an agent on a dataset over several seeds")
+    off.add_argument("agent", help="agent name (see 'purerl agents'): bc, td3, td3_bc, ...")
+    off.add_argument("--dataset", required=True, help="registry name (halfcheetah-medium) or file")
+    off.add_argument("--seeds", type=int, default=1, help="number of seeds, run in one vmap")
+    off.add_argument("--steps", type=int, required=True, help="gradient updates per seed")
+    off.add_argument("--out", required=True, help="output directory")
+    off.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="agent Config")
+    off.add_argument(
+        "--loop-set", action="append", default=[], metavar="KEY=VALUE", help="offline.Config"
+    )
+    off.add_argument("--env", default=None, help="evaluation env (default: the dataset's)")
+    off.add_argument("--backend", default=None, help="brax backend (default: the dataset's)")
+    off.add_argument("--eval-every", type=int, default=None, help="updates between evaluations")
+    off.add_argument("--seed", type=int, default=0, help="base PRNG seed of the runs")
+    off.add_argument("--dataset-seed", type=int, default=0, help="seed of a named dataset")
+    off.add_argument("--no-progress", action="store_true", help="no progress bar")
+    off.set_defaults(func=cmd_train_offline)
 
     generate = sub.add_parser("generate", help="train experts, generate datasets and demos")
     gsub = generate.add_subparsers(dest="what", parser_class=_Parser, required=True)

@@ -1,4 +1,4 @@
-"""Direct RL agents. ``REGISTRY`` maps a name to its module (each has ``Config``, ``make``, ``State``)."""
+"""RL agents (online, on-policy and offline). ``REGISTRY`` maps a name to its module (each has ``Config``, ``make``, ``State``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,16 @@ _MODULES = {
     "d4pg": ("purerl.agents.d4pg", "D4PG, categorical critic + n-step (Barth-Maron et al. 2018)"),
     "dqn": ("purerl.agents.dqn", "DQN with double / n-step / Munchausen options, discrete actions"),
     "ppo": ("purerl.agents.ppo", "PPO with GAE (Schulman et al. 2017), continuous and discrete"),
+    "bc": ("purerl.agents.bc", "behaviour cloning, MSE to dataset actions (offline)"),
+    "td3_bc": ("purerl.agents.td3_bc", "TD3+BC (Fujimoto & Gu 2021), offline"),
+    "td3_cvae": (
+        "purerl.agents.td3_cvae",
+        "TD3 + CVAE anti-exploration bonus (Rezaeifar et al. 2022), offline",
+    ),
+    "qsarsa": (
+        "purerl.agents.qsarsa",
+        "TD3 / TD3+BC regularized by a SARSA Q of the data (Shi et al. 2023), offline",
+    ),
 }
 
 

@@ -26,7 +26,9 @@ def update_bad_step(bad_step: jax.Array, is_bad: jax.Array, step: jax.Array) -> 
     return jnp.where((bad_step < 0) & (is_bad > 0), step, bad_step)
 
 
-def check_finite(metrics: dict[str, Any], what: str = "observation or reward") -> None:
+def check_finite(
+    metrics: dict[str, Any], what: str = "observation or reward", unit: str = "env step"
+) -> None:
     """Raise :class:`NonFiniteError` naming the seed and env step where a run first saw NaN/inf.
 
     ``metrics["check/nonfinite_step"]`` is ``[num_periods]`` for one seed or ``[seeds, periods]``.
@@ -36,7 +38,7 @@ def check_finite(metrics: dict[str, Any], what: str = "observation or reward") -
     for seed, step in enumerate(steps):
         if step >= 0:
             raise NonFiniteError(
-                f"NaN or inf in the {what} first at env step {int(step)} of seed {seed} "
+                f"NaN or inf in the {what} first at {unit} {int(step)} of seed {seed} "
                 f"(the run froze its state there; fix the env/data or set on_nonfinite='ignore')"
             )
 
@@ -117,20 +119,25 @@ def run_seeds(
     num_seeds: int,
     shard: bool = True,
     check: bool = True,
+    args: tuple = (),
 ) -> tuple[Any, dict]:
     """``jit(vmap(train))`` over ``num_seeds`` keys split from ``key``; shards seeds over all local
     devices when there are several; raises :class:`NonFiniteError` if a run in ``on_nonfinite='raise'``
-    mode saw NaN/inf (those runs report ``check/nonfinite_step``; 'ignore' runs do not)."""
+    mode saw NaN/inf (those runs report ``check/nonfinite_step``; 'ignore' runs do not).
+
+    ``args`` are extra arguments of ``train(key, *args)`` shared by all seeds (not vmapped), e.g. the
+    offline loop's dataset, which is then passed to the compiled run rather than baked into it."""
     keys = jax.random.split(key, num_seeds)
     if shard and len(jax.devices()) > 1 and num_seeds % len(jax.devices()) == 0:
         keys = shard_seeds(keys)
-    states, metrics = jax.jit(jax.vmap(train))(keys)
+    in_axes = (0, *([None] * len(args)))
+    states, metrics = jax.jit(jax.vmap(train, in_axes=in_axes))(keys, *args)
     metrics = jax.device_get(metrics)
     progress = getattr(train, "progress", None)
     if progress is not None:
         progress.close()
     if check and "check/nonfinite_step" in metrics:
-        check_finite(metrics)
+        check_finite(metrics, **getattr(train, "nonfinite_wording", {}))
     return states, metrics
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from purerl.loops.writers import STEP_KEY, as_seed_major
+from purerl.loops.writers import as_seed_major, step_key
 
 
 def mean_ci(
@@ -89,13 +89,14 @@ def learning_curve(
         m = as_seed_major(metrics)
         if metric not in m:
             raise KeyError(f"run {label!r} has no metric {metric!r}; it has {sorted(m)}")
-        steps = m[STEP_KEY][0]
+        sk = step_key(m)
+        steps = m[sk][0]
         mean, half, n = mean_ci(m[metric], confidence)
         seeds = m[metric].shape[0]
         (line,) = ax.plot(steps, mean, label=f"{label} ({seeds} seed{'s' * (seeds != 1)})")
         if np.any(np.isfinite(half)):
             ax.fill_between(steps, mean - half, mean + half, color=line.get_color(), alpha=0.25)
-    ax.set_xlabel("env steps")
+    ax.set_xlabel("env steps" if sk == "env_steps" else "gradient updates")
     ax.set_ylabel(ylabel or f"{metric} (mean, {confidence:.0%} t-CI over seeds)")
     if title:
         ax.set_title(title)
@@ -140,7 +141,9 @@ def results_table(
     """
     extra = dict(extra_columns or {})
     pct = f"{confidence:.0%}"
-    header = ["run", "env steps", "seeds", f"final {metric} (mean ± {pct} CI)", *extra]
+    first = next(iter(runs.values()), {})
+    steps_name = "env steps" if "env_steps" in first else "updates"
+    header = ["run", steps_name, "seeds", f"final {metric} (mean ± {pct} CI)", *extra]
     align = ["---", "---:", "---:", "---:", *(["---:"] * len(extra))]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for label, metrics in runs.items():
@@ -148,8 +151,8 @@ def results_table(
         mean, half, _ = final_ci(m, metric, confidence)
         cells = [
             str(label),
-            str(int(m[STEP_KEY][0, -1])),
-            str(m[STEP_KEY].shape[0]),
+            str(int(m[step_key(m)][0, -1])),
+            str(m[step_key(m)].shape[0]),
             format_ci(mean, half, precision),
             *(str(extra[c].get(label, "")) for c in extra),
         ]

@@ -22,16 +22,26 @@ from typing import Any
 
 import numpy as np
 
-STEP_KEY = "env_steps"
+STEP_KEY = "env_steps"  # online and on-policy loops
+STEP_KEYS = (STEP_KEY, "updates")  # the offline loop counts gradient updates
+
+
+def step_key(metrics: Mapping[str, Any]) -> str:
+    """The x-axis entry of a metrics dict: ``env_steps`` (online loops) or ``updates`` (offline)."""
+    for key in STEP_KEYS:
+        if key in metrics:
+            return key
+    raise KeyError(
+        f"metrics need an {STEP_KEY!r} or 'updates' entry (the loops emit it), got {sorted(metrics)}"
+    )
+
+
 SEED_KEY = "seed"
 
 
 def as_seed_major(metrics: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Host copies of the metrics with leaves ``[num_seeds, num_periods]`` (one run -> one seed)."""
-    if STEP_KEY not in metrics:
-        raise KeyError(
-            f"metrics need an {STEP_KEY!r} entry (the loops emit it), got {sorted(metrics)}"
-        )
+    step_key(metrics)
     out = {}
     for k, v in metrics.items():
         a = np.asarray(v)
@@ -60,14 +70,15 @@ def rows(
       seeds: labels for the seed axis (default ``0, 1, ...``).
     """
     m = as_seed_major(metrics)
-    num_seeds, num_periods = m[STEP_KEY].shape
+    sk = step_key(m)
+    num_seeds, num_periods = m[sk].shape
     labels = list(range(num_seeds)) if seeds is None else list(seeds)
     if len(labels) != num_seeds:
         raise ValueError(f"{len(labels)} seed labels for {num_seeds} seeds")
-    names = sorted(k for k in m if k != STEP_KEY)
+    names = sorted(k for k in m if k != sk)
     for s in range(num_seeds):
         for p in range(num_periods):
-            row = {STEP_KEY: int(m[STEP_KEY][s, p]), SEED_KEY: labels[s]}
+            row = {sk: int(m[sk][s, p]), SEED_KEY: labels[s]}
             row.update({k: m[k][s, p].item() for k in names})
             yield row
 
@@ -134,8 +145,10 @@ def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
         reader = csv.reader(f)
         header = next(reader)
         data = [r for r in reader if r]
-    if STEP_KEY not in header or SEED_KEY not in header:
-        raise ValueError(f"{path}: not a purerl metrics CSV (needs {STEP_KEY!r} and {SEED_KEY!r})")
+    if not set(STEP_KEYS) & set(header) or SEED_KEY not in header:
+        raise ValueError(
+            f"{path}: not a purerl metrics CSV (needs {STEP_KEY!r} or 'updates', and {SEED_KEY!r})"
+        )
     seed_col = header.index(SEED_KEY)
     order: dict[str, list[list[str]]] = {}
     for r in data:
@@ -146,7 +159,7 @@ def read_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
     out = {}
     for i, name in enumerate(header):
         table = [[float(r[i]) for r in order[s]] for s in order]
-        dtype = np.int64 if name in (STEP_KEY, SEED_KEY) else np.float64
+        dtype = np.int64 if name in (*STEP_KEYS, SEED_KEY) else np.float64
         out[name] = np.asarray(table, dtype)
     return out
 
@@ -174,7 +187,7 @@ class TensorBoardWriter:
                     os.path.join(self.logdir, f"seed_{seed}")
                 )
             w = self._writers[seed]
-            step = row.pop(STEP_KEY)
+            step = row.pop(step_key(row))
             for name, value in row.items():
                 if math.isfinite(value):
                     w.add_scalar(name, value, global_step=step)
@@ -238,9 +251,10 @@ def period_rows(
     """Period-major view for loggers with one monotonic step: ``(env_steps, {name: mean over seeds
     (NaN-ignoring), "seed<i>/name": value})``; ``env_steps`` is taken from the first seed."""
     m = as_seed_major(metrics)
-    num_seeds, num_periods = m[STEP_KEY].shape
+    sk = step_key(m)
+    num_seeds, num_periods = m[sk].shape
     labels = list(range(num_seeds)) if seeds is None else list(seeds)
-    names = sorted(k for k in m if k != STEP_KEY)
+    names = sorted(k for k in m if k != sk)
     for p in range(num_periods):
         values: dict[str, float] = {}
         for k in names:
@@ -248,7 +262,7 @@ def period_rows(
             finite = column[np.isfinite(column)]
             values[k] = float(np.mean(finite)) if finite.size else math.nan
             values.update({f"seed{s}/{k}": float(column[i]) for i, s in enumerate(labels)})
-        yield int(m[STEP_KEY][0, p]), values
+        yield int(m[sk][0, p]), values
 
 
 __all__ = [
