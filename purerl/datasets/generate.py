@@ -74,7 +74,7 @@ PRESETS: dict[str, ExpertPreset] = {
         "sac", 100_000, loop_set=(*_SAC_LOOP, ("buffer_size", 100_000), ("eval_every", 4000))
     ),
     "halfcheetah": ExpertPreset(
-        "sac", 200_000, loop_set=(*_SAC_LOOP, ("buffer_size", 200_000), ("eval_every", 5000))
+        "sac", 200_000, loop_set=(*_SAC_LOOP, ("buffer_size", 200_000), ("eval_every", 8000))
     ),
 }
 
