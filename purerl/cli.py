@@ -4,6 +4,15 @@
         --set hidden=64,64 --set policy_noise=0.1 --loop-set batch_size=128
     purerl agents        # one line per agent
     purerl envs          # one line per env
+    purerl generate expert  --env halfcheetah                     # train + cache an expert
+    purerl generate dataset --env halfcheetah --level medium      # D4RL-style level (cached)
+    purerl generate demos   --env halfcheetah --episodes 10 --subsample 20 --out demos.npz
+    purerl datasets      # named datasets, cached or not
+    purerl train-offline td3_bc --dataset halfcheetah-medium --seeds 5 --steps 100000 --out runs/x
+
+``train-offline`` trains any offline agent (or an online one whose update takes single-transition
+batches, e.g. plain TD3) on a named dataset or an .npz/.hdf5 file with ``loops.offline``, evaluates
+in the dataset's env and reports D4RL-normalized scores when the dataset stores its references.
 
 ``train`` builds the agent's ``Config`` with ``--set key=value`` overrides (values parsed by the
 field's type: ``64,64`` for a tuple of ints, ``true``/``false`` for a bool, ``none`` for an optional
