@@ -91,7 +91,7 @@ BASE = ["train", "td3", "--env", "point_mass", "--steps", "2000"]
     [
         (
             ["train", "nope", "--env", "point_mass", "--steps", "10"],
-            "unknown agent 'nope'; known agents: d4pg, dqn, ppo, sac, td3",
+            "unknown agent 'nope'; known agents: bc, d4pg, dqn, ppo, qsarsa, sac, td3, td3_bc, td3_cvae",
         ),
         (
             ["train", "td3", "--env", "nowhere", "--steps", "10"],
