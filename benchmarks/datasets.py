@@ -116,16 +116,25 @@ def summary() -> str:
         "",
         "## Dataset levels (mean episode return in the data, with exploration noise)",
         "",
-        "| env | level | transitions | episodes | mean return ± std | normalized | wall s |",
-        "|---|---|---|---|---|---|---|",
+        "| env | level | transitions | episodes | mean length | mean return ± std | normalized | wall s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         for level, v in r["levels"].items():
             lines.append(
                 f"| {r['env']} | {level} | {v['size']:,} | {v['episodes']} | "
-                f"{v['mean_return']:.1f} ± {v['std_return']:.1f} | {v['normalized']:.1f} | "
+                f"{v['size'] / max(v['episodes'], 1):.0f} | {v['mean_return']:.1f} ± {v['std_return']:.1f} | {v['normalized']:.1f} | "
                 f"{v['wall_s']:.1f} |"
             )
+    lines += [
+        "",
+        "`mean length` = transitions / episodes. medium-replay episodes are cut at the expert run's "
+        "evaluation-period boundaries (docs/datasets.md, deviation 1: period steps / parallel envs, "
+        "e.g. 250 steps on reacher), so their returns sum fewer steps than a full 1000-step "
+        "episode and their normalized score is not a policy's score: compare it with the other "
+        "levels only per step. The offline results (results/offline.md) score policies by full "
+        "evaluation episodes.",
+    ]
     lines += ["", "## Provenance of each env's run", ""]
     for r in records:
         lines += [f"### {r['env']}", "", r["provenance"], f"- versions: {r['versions']}", ""]
