@@ -9,6 +9,7 @@
     purerl generate demos   --env halfcheetah --episodes 10 --subsample 20 --out demos.npz
     purerl datasets      # named datasets, cached or not
     purerl train-offline td3_bc --dataset halfcheetah-medium --seeds 5 --steps 100000 --out runs/x
+    purerl align --out runs/align --rms 4 --noise 0.25     # toy RLHF world + WARM reward models
 
 ``train-offline`` trains any offline agent (or an online one whose update takes single-transition
 batches, e.g. plain TD3) on a named dataset or an .npz/.hdf5 file with ``loops.offline``, evaluates
@@ -28,6 +29,16 @@ is about ``min(default, steps / 10)`` (a divisor of ``steps`` and a multiple of 
 iteration), and for the online loop ``warmup_steps = min(default, steps // 10)`` and
 ``buffer_size = min(default, steps)`` (a bigger buffer would never fill). The online loop's
 ``n_step`` follows the agent's ``n_step`` when it has one.
+
+``align`` runs the toy RLHF pipeline of ``purerl.alignment`` (docs/alignment/index.md): pre-train
+and SFT a tiny LM on the synthetic task, collect preference pairs with ``--noise`` flipped labels,
+fine-tune ``--rms`` reward models in one vmap from a shared linear-probed head (WARM), and report the
+pairwise accuracy of each member, of their weight average (WA) and of their prediction ensemble
+(ENS) on in-distribution, shifted and (corrupted / clean) training pairs, the WA-vs-ENS interpolation
+between members 0 and 1, and the gold reward of Best-of-N selection from the SFT policy by each.
+It writes ``params.npz`` (pretrained, SFT, member and WA parameters, keys ``stage/path``),
+``summary.json`` and ``summary.md`` into ``--out``. The policy (RL) stage will plug into
+``_align_policy_stage``.
 
 Errors in the input (unknown agent/env/override key, unparsable value, invalid config, NaN/inf
 during the run) print one line on stderr and exit with status 2.
@@ -624,6 +635,327 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------------
+# purerl align: the toy RLHF pipeline (pretrain -> SFT -> preferences -> WARM reward models).
+
+
+def _tree_arrays(prefix: str, tree: Any) -> dict[str, Any]:
+    """``{"prefix/a/b": array}`` for the leaves of a pytree (dict keys, attribute names, indices)."""
+    import jax
+    import numpy as np
+
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        parts = [str(getattr(p, "key", getattr(p, "name", getattr(p, "idx", p)))) for p in path]
+        out["/".join([prefix, *parts])] = np.asarray(leaf)
+    return out
+
+
+def _best_of_n(lm_config, task, sft_params, rm_params, key, num_prompts: int, n: int) -> dict:
+    """Best-of-N from the SFT policy with each proxy: the mean gold reward (and spurious-token
+    count) of the sample each reward model selects among the first ``k`` of ``n`` samples per
+    prompt, ``k = 1, 2, 4, .., n``; ties go to the first sample. ``gold`` selects by the gold
+    reward itself (the oracle ceiling)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from purerl.alignment import lm, tasks, warm
+
+    prompt_key, sample_key = jax.random.split(key)
+    prompts = jnp.repeat(tasks.sample_prompts(prompt_key, task, num_prompts), n, axis=0)
+    sample = lm.sample(
+        lm_config,
+        sft_params,
+        prompts,
+        sample_key,
+        task.response_len,
+        temperature=1.0,
+        eos_id=tasks.EOS_ID,
+        pad_id=tasks.PAD_ID,
+    )
+    gold = np.asarray(tasks.sequence_gold_reward(sample.tokens, sample.mask, task))
+    _, response, mask = tasks.split(sample.tokens, sample.mask, task)
+    spurious = np.asarray(tasks.spurious_count(response, mask)).reshape(num_prompts, n)
+    gold = gold.reshape(num_prompts, n)
+    scores = warm.score(lm_config, rm_params, sample.tokens, sample.mask)
+    rewards = {f"member_{i}": r for i, r in enumerate(np.asarray(scores.members))}
+    rewards.update(wa=np.asarray(scores.wa), ens=np.asarray(scores.ens), gold=gold.reshape(-1))
+    ks = sorted({2**i for i in range(n.bit_length()) if 2**i <= n} | {n})
+    rows = np.arange(num_prompts)
+    table: dict[str, Any] = {"n": ks, "kl_bound": [float(np.log(k) - (k - 1) / k) for k in ks]}
+    for name, r in rewards.items():
+        r = r.reshape(num_prompts, n)
+        picks = [np.argmax(r[:, :k], axis=1) for k in ks]
+        table[f"gold/{name}"] = [float(gold[rows, p].mean()) for p in picks]
+        table[f"spurious/{name}"] = [float(spurious[rows, p].mean()) for p in picks]
+    return table
+
+
+def _align_policy_stage(args: argparse.Namespace, context: dict[str, Any]) -> dict | None:
+    """HOOK for the policy stage of ``purerl align`` (RL of the SFT policy against the WARM proxy:
+    ``alignment.policy_gradient`` / ``warp`` / ``bond``), run after the reward models.
+
+    ``context`` holds ``key`` (reserved for this stage), ``task`` (TaskConfig), ``lm_config``,
+    ``sft_params``, ``rm_params`` (the M members, stacked), ``wa_params`` (their weight average,
+    the WARM proxy), ``eval_sets`` and ``out`` (the output directory). Return a JSON-able summary
+    (stored under ``"policy"`` in summary.json) or ``None``: there is no policy stage yet.
+    """
+    del args, context
+    return None
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    import jax
+    import numpy as np
+
+    from purerl.alignment import lm, pretrain, reward_model, tasks, warm
+
+    for flag in ("rms", "pretrain_steps", "sft_steps", "rm_steps", "batch_size", "pairs"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    for flag in ("eval_pairs", "bon_n", "bon_prompts"):
+        if getattr(args, flag) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    if not args.lm_lr > 0:
+        raise UsageError(f"--lm-lr must be > 0, got {args.lm_lr}")
+    if not 0.0 <= args.noise <= 1.0:
+        raise UsageError(f"--noise must be a probability in [0, 1], got {args.noise}")
+    if args.baklava and args.rms < 2:
+        raise UsageError("--baklava starts members from 2 SFT checkpoints; it needs --rms >= 2")
+    if args.baklava and args.sft_steps < 2:
+        raise UsageError("--baklava keeps 2 SFT checkpoints; it needs --sft-steps >= 2")
+    try:
+        task = tasks.TaskConfig(**parse_overrides(tasks.TaskConfig, args.task_set, "--task-set"))
+        lm_given = {"vocab_size": task.vocab_size, "max_len": task.seq_len}
+        lm_given.update(d_model=32, num_heads=2, num_layers=2)  # small default trunk
+        lm_given.update(parse_overrides(lm.LMConfig, args.lm_set, "--lm-set"))
+        lm_config = lm.LMConfig(**lm_given)
+        pretrain.check_configs("purerl align", lm_config, task)
+        rm_given = parse_overrides(reward_model.RMConfig, args.rm_set, "--rm-set")
+        rm_config = reward_model.RMConfig(lm=lm_config, **rm_given)
+        warm_given = {"num_members": args.rms, "steps": args.rm_steps}
+        warm_given.update(parse_overrides(warm.WarmConfig, args.warm_set, "--warm-set"))
+        warm_config = warm.WarmConfig(rm=rm_config, **warm_given)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"invalid config: {e}") from None
+    if warm_config.batch_size > args.pairs:
+        raise UsageError(
+            f"--pairs {args.pairs} is smaller than the reward models' batch size "
+            f"{warm_config.batch_size} (--warm-set batch_size=...)"
+        )
+    print(f"task: {task}")
+    print(f"lm: {lm_config}")
+    print(f"warm: {warm_config}")
+    os.makedirs(args.out, exist_ok=True)
+
+    keys = dict(
+        zip(
+            ("pretrain", "sft", "prefs", "eval", "warm", "bon", "policy"),
+            jax.random.split(jax.random.key(args.seed), 7),
+            strict=True,
+        )
+    )
+    timings: dict[str, float] = {}
+
+    def timed(name, fn, *a, **kw):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn(*a, **kw))
+        timings[name] = time.perf_counter() - start
+        return out
+
+    pre = timed(
+        "pretrain",
+        pretrain.pretrain,
+        keys["pretrain"],
+        lm_config,
+        task,
+        args.pretrain_steps,
+        args.batch_size,
+        args.lm_lr,
+    )
+    print(
+        f"pretrain: {args.pretrain_steps} updates, NLL {float(pre.losses[-1]):.3f} "
+        f"({timings['pretrain']:.1f} s)"
+    )
+    ckpts = (args.sft_steps // 2, args.sft_steps) if args.baklava else ()
+    sft = timed(
+        "sft",
+        pretrain.sft,
+        keys["sft"],
+        pre.params,
+        lm_config,
+        task,
+        args.sft_steps,
+        args.batch_size,
+        args.lm_lr,
+        ckpts,
+    )
+    print(
+        f"sft: {args.sft_steps} updates, response NLL {float(sft.losses[-1]):.3f} "
+        f"({timings['sft']:.1f} s)" + (f", Baklava checkpoints at {ckpts}" if ckpts else "")
+    )
+    prefs = tasks.preference_dataset(keys["prefs"], task, args.pairs, noise=args.noise)
+    eval_sets = (
+        tasks.evaluation_sets(keys["eval"], task, args.eval_pairs) if args.eval_pairs else {}
+    )
+    print(
+        f"preferences: {args.pairs} training pairs, {int(np.sum(prefs.flipped))} labels flipped "
+        f"(noise {args.noise}); {args.eval_pairs} evaluation pairs per set"
+    )
+    run = timed(
+        "reward_models",
+        warm.train_reward_models,
+        keys["warm"],
+        sft.checkpoints if ckpts else sft.params,
+        prefs,
+        warm_config,
+    )
+    final_loss = np.asarray(run.metrics["loss/bt"][-1])
+    print(
+        f"reward models: M={args.rms} x {args.rm_steps} updates in one vmap, final BT loss "
+        f"{', '.join(f'{v:.3f}' for v in final_loss)} ({timings['reward_models']:.1f} s)"
+    )
+    wa_params = warm.weight_average(run.params)
+    accuracy = timed("evaluate", warm.evaluate_warm, lm_config, run.params, eval_sets, prefs)
+    curve = None
+    if args.rms >= 2 and eval_sets:
+        member = lambda i: jax.tree.map(lambda x: x[i], run.params)
+        curve = warm.interpolation_curve(
+            lm_config, member(0), member(1), np.linspace(0.0, 1.0, 5), eval_sets["shifted"]
+        )
+        curve = {k: [float(x) for x in v] for k, v in curve.items()}
+    bon = None
+    if args.bon_n and args.bon_prompts:
+        bon = timed(
+            "best_of_n",
+            _best_of_n,
+            lm_config,
+            task,
+            sft.params,
+            run.params,
+            keys["bon"],
+            args.bon_prompts,
+            args.bon_n,
+        )
+    context = {
+        "key": keys["policy"],
+        "task": task,
+        "lm_config": lm_config,
+        "sft_params": sft.params,
+        "rm_params": run.params,
+        "wa_params": wa_params,
+        "eval_sets": eval_sets,
+        "out": args.out,
+    }
+    policy = _align_policy_stage(args, context)
+
+    # ---- report
+    models = [f"member_{i}" for i in range(args.rms)] + ["member_mean", "wa", "ens"]
+    names = {"member_mean": "members (mean)", "wa": "WARM (WA)", "ens": "ENS"}
+    sets = [
+        s
+        for s in ("in_distribution", "shifted", "train_corrupted", "train_clean", "train")
+        if f"{s}/wa" in accuracy
+    ]
+    header = ["reward model", "lr", "dropout", *(f"acc {s}" for s in sets)]
+    if bon:
+        header.append(f"BoN gold (N={bon['n'][-1]})")
+    plan = run.plan
+    rows = []
+    for m in models:
+        if m.startswith("member_") and m != "member_mean":
+            i = int(m.split("_")[1])
+            label = f"member {i}" + (f" (ckpt {int(plan.checkpoint[i])})" if ckpts else "")
+            hp = [f"{float(plan.learning_rate[i]):.2g}", f"{float(plan.dropout_rate[i]):.2g}"]
+        else:
+            label, hp = names[m], ["", ""]
+        row = [label, *hp, *(f"{accuracy[f'{s}/{m}']:.3f}" for s in sets)]
+        if bon:
+            row.append("" if m == "member_mean" else f"{bon[f'gold/{m}'][-1]:.3f}")
+        rows.append(row)
+    report = ["## Reward models (WARM)", "", _md_table(header, rows)]
+    if bon:
+        report += ["", f"## Best-of-N from the SFT policy ({args.bon_prompts} prompts)", ""]
+        bon_rows = [
+            [names.get(m, m.replace("_", " ")), *(f"{g:.3f}" for g in bon[f"gold/{m}"])]
+            for m in [*models, "gold"]
+            if m != "member_mean"
+        ]
+        bon_rows[-1][0] = "gold (oracle)"
+        report.append(_md_table(["selected by", *(f"N={k}" for k in bon["n"])], bon_rows))
+        report += ["", "gold reward of the selected response; N=1 is a plain SFT sample"]
+    if curve:
+        report += ["", "## Interpolating members 0 and 1 (shifted pairs)", ""]
+        report.append(
+            _md_table(
+                ["lambda", "acc WA", "acc ENS", "diagonal"],
+                [
+                    [f"{lam:.2f}", f"{a:.3f}", f"{e:.3f}", f"{d:.3f}"]
+                    for lam, a, e, d in zip(
+                        curve["lambda"], curve["wa"], curve["ens"], curve["diagonal"], strict=True
+                    )
+                ],
+            )
+        )
+    report_text = "\n".join(report)
+
+    arrays = {
+        **_tree_arrays("pretrained", pre.params),
+        **_tree_arrays("sft", sft.params),
+        **_tree_arrays("rm/members", run.params),
+        **_tree_arrays("rm/wa", wa_params),
+    }
+    if ckpts:
+        arrays.update(_tree_arrays("sft_checkpoints", sft.checkpoints))
+    np.savez(os.path.join(args.out, "params.npz"), **arrays)
+    summary = {
+        "argv": list(args.argv),
+        "seed": args.seed,
+        "task_config": dataclasses.asdict(task),
+        "lm_config": dataclasses.asdict(lm_config),
+        "warm_config": dataclasses.asdict(warm_config),
+        "pretrain": {"steps": args.pretrain_steps, "final_nll": float(pre.losses[-1])},
+        "sft": {
+            "steps": args.sft_steps,
+            "final_nll": float(sft.losses[-1]),
+            "baklava_checkpoints": list(ckpts),
+        },
+        "preferences": {
+            "pairs": args.pairs,
+            "noise": args.noise,
+            "flipped": int(np.sum(prefs.flipped)),
+            "eval_pairs": args.eval_pairs,
+        },
+        "members": {
+            "learning_rate": [float(x) for x in plan.learning_rate],
+            "dropout_rate": [float(x) for x in plan.dropout_rate],
+            "checkpoint": [int(x) for x in plan.checkpoint],
+            "final_bt_loss": [float(x) for x in final_loss],
+            "probe_accuracy": [float(x) for x in run.metrics["probe/accuracy"]],
+        },
+        "accuracy": accuracy,
+        "interpolation": curve,
+        "best_of_n": bon,
+        "policy": policy,
+        "wall_time_s": timings,
+        "versions": _versions(),
+    }
+    with open(os.path.join(args.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write(f"# purerl align (seed {args.seed})\n\n{report_text}\n")
+    print(report_text)
+    print(f"wrote {args.out}: params.npz, summary.json, summary.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="purerl", description="purerl: pure-JAX RL from the command line")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -725,6 +1057,36 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list named datasets and whether they are cached")
     p.add_argument("--cache", default=None, help="cache root (default ~/.cache/purerl)")
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser(
+        "align", help="toy RLHF: pretrain -> SFT -> preferences -> WARM reward models -> report"
+    )
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the whole pipeline")
+    p.add_argument("--rms", type=int, default=4, help="number M of reward models (WARM members)")
+    p.add_argument("--noise", type=float, default=0.25, help="fraction of flipped training labels")
+    p.add_argument("--pretrain-steps", type=int, default=400, help="LM pre-training updates")
+    p.add_argument(
+        "--sft-steps", type=int, default=400, help="SFT updates (= --pretrain-steps: one compile)"
+    )
+    p.add_argument("--rm-steps", type=int, default=500, help="fine-tuning updates per RM")
+    p.add_argument("--batch-size", type=int, default=64, help="sequences per LM update")
+    p.add_argument("--lm-lr", type=float, default=3e-3, help="Adam step size of pretrain and SFT")
+    p.add_argument("--pairs", type=int, default=2000, help="training preference pairs")
+    p.add_argument("--eval-pairs", type=int, default=1000, help="pairs per evaluation set")
+    p.add_argument("--bon-n", type=int, default=16, help="Best-of-N: samples per prompt (0: skip)")
+    p.add_argument("--bon-prompts", type=int, default=200, help="Best-of-N: prompts")
+    p.add_argument(
+        "--baklava", action="store_true", help="start members from 2 SFT checkpoints (WARM 3.3)"
+    )
+    for flag, what in (
+        ("--task-set", "tasks.TaskConfig"),
+        ("--lm-set", "lm.LMConfig"),
+        ("--rm-set", "reward_model.RMConfig"),
+        ("--warm-set", "warm.WarmConfig"),
+    ):
+        p.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=what)
+    p.set_defaults(func=cmd_align)
 
     sub.add_parser("agents", help="list agents").set_defaults(func=cmd_agents)
     sub.add_parser("envs", help="list envs").set_defaults(func=cmd_envs)

@@ -1,0 +1,86 @@
+"""``purerl align``: the toy RLHF pipeline from the command line, run in-process.
+
+The sizes match tests/alignment/test_warm_pipeline.py, so in one pytest process the pipeline reuses
+that file's compiles.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from purerl import cli
+
+TINY = [
+    "--lm-set", "d_model=16", "--lm-set", "num_layers=1",
+    "--pretrain-steps", "20", "--sft-steps", "20", "--batch-size", "16",
+    "--pairs", "64", "--eval-pairs", "64",
+    "--rms", "3", "--rm-steps", "6", "--rm-set", "probe_steps=20",
+    "--warm-set", "batch_size=16", "--warm-set", "learning_rates=3e-3,1e-3",
+    "--warm-set", "dropout_rates=0,0.1",
+    "--bon-n", "4", "--bon-prompts", "8",
+]  # fmt: skip
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("purerl: error: ")
+    return err
+
+
+def test_align_writes_params_summary_and_report(tmp_path, capsys):
+    out = tmp_path / "align"
+    assert cli.main(["align", "--out", str(out), "--seed", "3", "--baklava", *TINY]) == 0
+    stdout = capsys.readouterr().out
+    assert "| WARM (WA) |" in stdout and "| ENS |" in stdout and "gold (oracle)" in stdout
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seed"] == 3 and summary["warm_config"]["num_members"] == 3
+    assert summary["sft"]["baklava_checkpoints"] == [10, 20]
+    assert summary["members"]["checkpoint"] == [0, 1, 0]
+    assert summary["members"]["learning_rate"] == pytest.approx([3e-3, 1e-3, 3e-3])
+    acc = summary["accuracy"]
+    for s in ("in_distribution", "shifted", "train", "train_corrupted", "train_clean"):
+        for m in ("member_0", "member_2", "member_mean", "wa", "ens"):
+            assert 0.0 <= acc[f"{s}/{m}"] <= 1.0
+    assert summary["preferences"]["flipped"] > 0  # --noise defaults to 0.25
+    assert len(summary["interpolation"]["wa"]) == 5
+    bon = summary["best_of_n"]
+    assert bon["n"] == [1, 2, 4]
+    # N = 1 is the first sample whatever selects it; the gold oracle is never beaten.
+    firsts = {bon[f"gold/{m}"][0] for m in ("member_0", "wa", "ens", "gold")}
+    assert len(firsts) == 1
+    for m in ("member_0", "member_1", "member_2", "wa", "ens"):
+        assert all(g <= o + 1e-6 for g, o in zip(bon[f"gold/{m}"], bon["gold/gold"], strict=True))
+    assert summary["policy"] is None  # the RL stage hook is empty for now
+
+    params = np.load(out / "params.npz")
+    assert params["rm/members/head"].shape == (3, 16)
+    assert params["rm/wa/head"].shape == (16,)
+    np.testing.assert_allclose(params["rm/wa/head"], params["rm/members/head"].mean(0), rtol=1e-5)
+    assert params["sft/token_embed/embeddings"].shape == (16, 16)
+    assert params["sft_checkpoints/token_embed/embeddings"].shape == (2, 16, 16)
+    assert params["pretrained/final_ln/scale"].shape == (16,)
+    md = (out / "summary.md").read_text()
+    assert md.startswith("# purerl align (seed 3)") and "| member 2 (ckpt 0) |" in md
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--rms", "0"], "--rms must be >= 1"),
+        (["--noise", "1.5"], "--noise must be a probability"),
+        (["--lm-lr", "0"], "--lm-lr must be > 0"),
+        (["--lm-set", "depth=3"], "unknown --lm-set key 'depth'"),
+        (["--lm-set", "d_model=15"], "invalid config: LMConfig.d_model=15"),
+        (["--warm-set", "learning_rates=fast"], "cannot parse --warm-set learning_rates"),
+        (["--pairs", "8"], "--pairs 8 is smaller than the reward models' batch size"),
+        (["--baklava", "--rms", "1"], "--baklava"),
+        (["--task-set", "vocab_size=40", "--lm-set", "vocab_size=16"], "LMConfig.vocab_size=16 <"),
+    ],
+)
+def test_align_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, message):
+    assert cli.main(["align", "--out", str(tmp_path / "x"), *argv]) == 2
+    assert message in _error_line(capsys)
+    assert not (tmp_path / "x").exists()  # nothing is written before the input is valid
