@@ -83,7 +83,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
-from purerl.alignment import lm, tasks, warm
+from purerl.alignment import lm, pretrain, tasks, warm
 from purerl.core import validation
 from purerl.core.types import Algorithm, Metrics
 
@@ -607,27 +607,6 @@ def response_logprobs(
     return jnp.where(jnp.asarray(mask)[:, prompt_len:] != 0, logp, 0.0)
 
 
-def _check_setup(owner: str, lm_config: lm.LMConfig, task_config: tasks.TaskConfig) -> None:
-    if not isinstance(lm_config, lm.LMConfig):
-        raise ValueError(
-            f"{owner}: lm_config must be an lm.LMConfig, got {type(lm_config).__name__}"
-        )
-    if not isinstance(task_config, tasks.TaskConfig):
-        raise ValueError(
-            f"{owner}: task_config must be a tasks.TaskConfig, got {type(task_config).__name__}"
-        )
-    if lm_config.max_len < task_config.seq_len:
-        raise ValueError(
-            f"{owner}: LMConfig.max_len={lm_config.max_len} is shorter than the task's sequences "
-            f"(prompt_len + response_len = {task_config.seq_len})"
-        )
-    if lm_config.vocab_size < task_config.vocab_size:
-        raise ValueError(
-            f"{owner}: LMConfig.vocab_size={lm_config.vocab_size} < TaskConfig.vocab_size="
-            f"{task_config.vocab_size}: the LM cannot emit every task token"
-        )
-
-
 def _sample(lm_config, task_config, params, prompts, key, temperature):
     return lm.sample(
         lm_config,
@@ -691,7 +670,7 @@ def make(
     """
     if not isinstance(config, RLConfig):
         raise ValueError(f"policy_gradient.make needs an RLConfig, got {type(config).__name__}")
-    _check_setup("policy_gradient.make", lm_config, task_config)
+    pretrain.check_configs("policy_gradient.make", lm_config, task_config)
     if not callable(reward_fn):
         raise ValueError(f"policy_gradient.make: reward_fn must be callable, got {reward_fn!r}")
     b, k, p = config.batch_size, config.num_samples, task_config.prompt_len
@@ -827,7 +806,7 @@ def evaluate(
       ``eval/length`` (mean response tokens, EOS included), ``eval/spurious`` (mean count of the
       task's spurious token, the feature a hacked proxy rewards).
     """
-    _check_setup("policy_gradient.evaluate", lm_config, task_config)
+    pretrain.check_configs("policy_gradient.evaluate", lm_config, task_config)
     prompts = jnp.asarray(prompts, jnp.int32)
     p = task_config.prompt_len
     if prompts.ndim != 2 or prompts.shape[1] != p:
@@ -865,7 +844,7 @@ def make_evaluate(
       prompts: a fixed ``[N, P]`` held-out prompt set instead (the same at every evaluation, so
         points along a run are compared on the same prompts; closed over as a constant).
     """
-    _check_setup("policy_gradient.make_evaluate", lm_config, task_config)
+    pretrain.check_configs("policy_gradient.make_evaluate", lm_config, task_config)
     if prompts is None:
         if isinstance(num_prompts, bool) or not isinstance(num_prompts, int) or num_prompts < 1:
             raise ValueError(f"make_evaluate: num_prompts must be an int >= 1, got {num_prompts!r}")

@@ -59,7 +59,7 @@ def check_configs(owner: str, lm_config: lm.LMConfig, task_config: tasks.TaskCon
     if lm_config.vocab_size < task_config.vocab_size:
         raise ValueError(
             f"{owner}: LMConfig.vocab_size={lm_config.vocab_size} < TaskConfig.vocab_size="
-            f"{task_config.vocab_size}"
+            f"{task_config.vocab_size}: the LM cannot emit every task token"
         )
     if lm_config.max_len < task_config.seq_len:
         raise ValueError(
