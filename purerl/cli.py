@@ -36,9 +36,11 @@ fine-tune ``--rms`` reward models in one vmap from a shared linear-probed head (
 pairwise accuracy of each member, of their weight average (WA) and of their prediction ensemble
 (ENS) on in-distribution, shifted and (corrupted / clean) training pairs, the WA-vs-ENS interpolation
 between members 0 and 1, and the gold reward of Best-of-N selection from the SFT policy by each.
-It writes ``params.npz`` (pretrained, SFT, member and WA parameters, keys ``stage/path``),
-``summary.json`` and ``summary.md`` into ``--out``. The policy (RL) stage will plug into
-``_align_policy_stage``.
+Then the policy stage (``--rl-steps`` updates, 0 skips it) RL-trains the SFT policy with REINFORCE /
+RLOO and a KL penalty against the WARM proxy (``--rl-proxy``) and reports proxy reward, gold reward,
+KL to SFT and the spurious-token count along the run, and the gold win rate against SFT.
+It writes ``params.npz`` (pretrained, SFT, member, WA and policy parameters, keys ``stage/path``),
+``summary.json`` and ``summary.md`` into ``--out``.
 
 Errors in the input (unknown agent/env/override key, unparsable value, invalid config, NaN/inf
 during the run) print one line on stderr and exit with status 2.
@@ -651,58 +653,77 @@ def _tree_arrays(prefix: str, tree: Any) -> dict[str, Any]:
     return out
 
 
-def _best_of_n(lm_config, task, sft_params, rm_params, key, num_prompts: int, n: int) -> dict:
-    """Best-of-N from the SFT policy with each proxy: the mean gold reward (and spurious-token
-    count) of the sample each reward model selects among the first ``k`` of ``n`` samples per
-    prompt, ``k = 1, 2, 4, .., n``; ties go to the first sample. ``gold`` selects by the gold
-    reward itself (the oracle ceiling)."""
+def _align_policy_stage(args: argparse.Namespace, context: dict[str, Any]) -> dict | None:
+    """The policy stage of ``purerl align``: REINFORCE / RLOO of the SFT policy against a proxy
+    (``--rl-proxy``: the WARM weight average ``wa``, the prediction ensemble ``ens`` or the single
+    reward model ``member0``) with a KL penalty to the SFT or EMA anchor (``alignment.
+    policy_gradient``, WARP Alg. 1 inner loop), one compiled ``alignment.loop`` run.
+
+    ``context`` holds ``key``, ``task``, ``lm_config``, ``sft_params``, ``rm_params`` (the M
+    members, stacked), ``wa_params``, ``rl_config`` and ``out``. Every ``--rl-eval-every`` updates
+    the policy is evaluated on 256 held-out prompts: proxy reward, gold reward, KL to SFT (analytic)
+    and the count of the spurious token (the feature a hacked proxy rewards). At the end the gold
+    win rate of the policy against the SFT policy (one sample each per prompt, ties 1/2). Returns a
+    JSON-able summary (stored under ``"policy"`` in summary.json), or ``None`` with
+    ``--rl-steps 0``.
+    """
+    if args.rl_steps == 0:
+        return None
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
-    from purerl.alignment import lm, tasks, warm
+    from purerl.alignment import lm, loop, reward_model, tasks, warm
+    from purerl.alignment import policy_gradient as pg
 
-    prompt_key, sample_key = jax.random.split(key)
-    prompts = jnp.repeat(tasks.sample_prompts(prompt_key, task, num_prompts), n, axis=0)
-    sample = lm.sample(
-        lm_config,
-        sft_params,
-        prompts,
-        sample_key,
-        task.response_len,
-        temperature=1.0,
-        eos_id=tasks.EOS_ID,
-        pad_id=tasks.PAD_ID,
+    task, lm_config = context["task"], context["lm_config"]
+    sft_params, config = context["sft_params"], context["rl_config"]
+    if args.rl_proxy == "wa":
+        proxy = context["wa_params"]
+        reward_fn = lambda t, m: reward_model.reward(lm_config, proxy, t, m)  # noqa: E731
+    elif args.rl_proxy == "member0":
+        proxy = jax.tree.map(lambda x: x[0], context["rm_params"])
+        reward_fn = lambda t, m: reward_model.reward(lm_config, proxy, t, m)  # noqa: E731
+    else:
+        members = context["rm_params"]
+        reward_fn = lambda t, m: warm.ensemble(  # noqa: E731
+            lambda p, t, m: reward_model.reward(lm_config, p, t, m), members, t, m
+        )
+    prompt_key, train_key, win_key = jax.random.split(context["key"], 3)
+    prompts = tasks.sample_prompts(prompt_key, task, 256)
+    algo = pg.make(config, lm_config, task, reward_fn)
+    evaluate_fn = pg.make_evaluate(config, lm_config, task, reward_fn, prompts=prompts)
+    every = min(args.rl_eval_every, args.rl_steps)
+    loop_config = loop.LoopConfig(num_updates=args.rl_steps, eval_every=every)
+    start = time.perf_counter()
+    state, rows = jax.block_until_ready(
+        jax.jit(loop.make_train(algo, loop_config, evaluate_fn))(train_key, sft_params)
     )
-    gold = np.asarray(tasks.sequence_gold_reward(sample.tokens, sample.mask, task))
-    _, response, mask = tasks.split(sample.tokens, sample.mask, task)
-    spurious = np.asarray(tasks.spurious_count(response, mask)).reshape(num_prompts, n)
-    gold = gold.reshape(num_prompts, n)
-    scores = warm.score(lm_config, rm_params, sample.tokens, sample.mask)
-    rewards = {f"member_{i}": r for i, r in enumerate(np.asarray(scores.members))}
-    rewards.update(wa=np.asarray(scores.wa), ens=np.asarray(scores.ens), gold=gold.reshape(-1))
-    ks = sorted({2**i for i in range(n.bit_length()) if 2**i <= n} | {n})
-    rows = np.arange(num_prompts)
-    table: dict[str, Any] = {"n": ks, "kl_bound": [float(np.log(k) - (k - 1) / k) for k in ks]}
-    for name, r in rewards.items():
-        r = r.reshape(num_prompts, n)
-        picks = [np.argmax(r[:, :k], axis=1) for k in ks]
-        table[f"gold/{name}"] = [float(gold[rows, p].mean()) for p in picks]
-        table[f"spurious/{name}"] = [float(spurious[rows, p].mean()) for p in picks]
-    return table
+    seconds = time.perf_counter() - start
+    rows = {k: np.asarray(v) for k, v in rows.items()}
+    # row 0 evaluates the SFT policy before any update: its update metrics are NaN by design
+    finite = [np.isfinite(v if k.startswith("eval/") else v[1:]).all() for k, v in rows.items()]
+    if not all(finite):
+        raise UsageError(
+            "non-finite metrics in the RL stage (try a smaller --rl-set learning_rate)"
+        )
 
+    def gold_of(params, k):
+        s = lm.sample(lm_config, params, prompts, k, task.response_len, config.temperature,
+                      eos_id=tasks.EOS_ID, pad_id=tasks.PAD_ID)  # fmt: skip
+        return np.asarray(tasks.sequence_gold_reward(s.tokens, s.mask, task))
 
-def _align_policy_stage(args: argparse.Namespace, context: dict[str, Any]) -> dict | None:
-    """HOOK for the policy stage of ``purerl align`` (RL of the SFT policy against the WARM proxy:
-    ``alignment.policy_gradient`` / ``warp`` / ``bond``), run after the reward models.
-
-    ``context`` holds ``key`` (reserved for this stage), ``task`` (TaskConfig), ``lm_config``,
-    ``sft_params``, ``rm_params`` (the M members, stacked), ``wa_params`` (their weight average,
-    the WARM proxy), ``eval_sets`` and ``out`` (the output directory). Return a JSON-able summary
-    (stored under ``"policy"`` in summary.json) or ``None``: there is no policy stage yet.
-    """
-    del args, context
-    return None
+    k_policy, k_sft = jax.random.split(win_key)
+    g_policy, g_sft = gold_of(state.params, k_policy), gold_of(sft_params, k_sft)
+    keys = ("eval/reward", "eval/gold", "eval/kl_sft", "eval/spurious", "eval/length")
+    return {
+        "proxy": args.rl_proxy,
+        "rl_config": dataclasses.asdict(config),
+        "steps": args.rl_steps,
+        "curve": {"updates": rows["loop/updates"].tolist(), **{k: rows[k].tolist() for k in keys}},
+        "gold_win_rate_vs_sft": float(np.mean((g_policy > g_sft) + 0.5 * (g_policy == g_sft))),
+        "wall_time_s": seconds,
+        "params": state.params,
+    }
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -716,17 +737,24 @@ def cmd_align(args: argparse.Namespace) -> int:
     import numpy as np
 
     from purerl.alignment import lm, pretrain, reward_model, tasks, warm
+    from purerl.alignment import policy_gradient as pg
 
     for flag in ("rms", "pretrain_steps", "sft_steps", "rm_steps", "batch_size", "pairs"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    for flag in ("eval_pairs", "bon_n", "bon_prompts"):
+    for flag in ("eval_pairs", "bon_n", "bon_prompts", "rl_steps"):
         if getattr(args, flag) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     if not args.lm_lr > 0:
         raise UsageError(f"--lm-lr must be > 0, got {args.lm_lr}")
     if not 0.0 <= args.noise <= 1.0:
         raise UsageError(f"--noise must be a probability in [0, 1], got {args.noise}")
+    if args.rl_eval_every < 1:
+        raise UsageError(f"--rl-eval-every must be >= 1, got {args.rl_eval_every}")
+    if args.rl_steps > args.rl_eval_every and args.rl_steps % args.rl_eval_every:
+        raise UsageError(
+            f"--rl-steps {args.rl_steps} must be a multiple of --rl-eval-every {args.rl_eval_every}"
+        )
     if args.baklava and args.rms < 2:
         raise UsageError("--baklava starts members from 2 SFT checkpoints; it needs --rms >= 2")
     if args.baklava and args.sft_steps < 2:
@@ -743,6 +771,9 @@ def cmd_align(args: argparse.Namespace) -> int:
         warm_given = {"num_members": args.rms, "steps": args.rm_steps}
         warm_given.update(parse_overrides(warm.WarmConfig, args.warm_set, "--warm-set"))
         warm_config = warm.WarmConfig(rm=rm_config, **warm_given)
+        rl_given = {"beta": args.rl_beta, "anchor": args.rl_anchor}
+        rl_given.update(parse_overrides(pg.RLConfig, args.rl_set, "--rl-set"))
+        rl_config = pg.RLConfig(**rl_given)
     except (ValueError, TypeError) as e:
         raise UsageError(f"invalid config: {e}") from None
     if warm_config.batch_size > args.pairs:
@@ -753,6 +784,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     print(f"task: {task}")
     print(f"lm: {lm_config}")
     print(f"warm: {warm_config}")
+    if args.rl_steps:
+        print(f"rl: {rl_config} against proxy {args.rl_proxy!r}, {args.rl_steps} updates")
     os.makedirs(args.out, exist_ok=True)
 
     keys = dict(
@@ -835,7 +868,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     if args.bon_n and args.bon_prompts:
         bon = timed(
             "best_of_n",
-            _best_of_n,
+            warm.best_of_n_gold,
             lm_config,
             task,
             sft.params,
@@ -852,9 +885,21 @@ def cmd_align(args: argparse.Namespace) -> int:
         "rm_params": run.params,
         "wa_params": wa_params,
         "eval_sets": eval_sets,
+        "rl_config": rl_config,
         "out": args.out,
     }
     policy = _align_policy_stage(args, context)
+    policy_params = None
+    if policy is not None:
+        policy_params = policy.pop("params")
+        timings["policy"] = policy["wall_time_s"]
+        c = policy["curve"]
+        print(
+            f"policy: {args.rl_steps} REINFORCE updates against {args.rl_proxy!r}, gold "
+            f"{c['eval/gold'][0]:.3f} -> {c['eval/gold'][-1]:.3f}, proxy {c['eval/reward'][0]:.3f}"
+            f" -> {c['eval/reward'][-1]:.3f}, KL {c['eval/kl_sft'][-1]:.3f} "
+            f"({policy['wall_time_s']:.1f} s)"
+        )
 
     # ---- report
     models = [f"member_{i}" for i in range(args.rms)] + ["member_mean", "wa", "ens"]
@@ -904,6 +949,22 @@ def cmd_align(args: argparse.Namespace) -> int:
                 ],
             )
         )
+    if policy is not None:
+        c = policy["curve"]
+        report += ["", f"## Policy: REINFORCE against {args.rl_proxy!r} (256 held-out prompts)", ""]
+        report.append(
+            _md_table(
+                ["updates", "proxy reward", "gold reward", "KL to SFT", "spurious tokens"],
+                [
+                    [u, f"{r:.3f}", f"{g:.3f}", f"{kl:.3f}", f"{sp:.2f}"]
+                    for u, r, g, kl, sp in zip(
+                        c["updates"], c["eval/reward"], c["eval/gold"], c["eval/kl_sft"],
+                        c["eval/spurious"], strict=True,
+                    )
+                ],
+            )
+        )  # fmt: skip
+        report += ["", f"gold win rate of the policy vs SFT: {policy['gold_win_rate_vs_sft']:.3f}"]
     report_text = "\n".join(report)
 
     arrays = {
@@ -914,6 +975,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     }
     if ckpts:
         arrays.update(_tree_arrays("sft_checkpoints", sft.checkpoints))
+    if policy_params is not None:
+        arrays.update(_tree_arrays("policy", policy_params))
     np.savez(os.path.join(args.out, "params.npz"), **arrays)
     summary = {
         "argv": list(args.argv),
@@ -1079,11 +1142,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baklava", action="store_true", help="start members from 2 SFT checkpoints (WARM 3.3)"
     )
+    p.add_argument("--rl-steps", type=int, default=200, help="REINFORCE updates (0: no RL)")
+    p.add_argument("--rl-eval-every", type=int, default=50, help="updates between evaluations")
+    p.add_argument("--rl-beta", type=float, default=0.05, help="KL coefficient beta")
+    p.add_argument("--rl-anchor", choices=("sft", "ema"), default="sft", help="KL anchor")
+    p.add_argument(
+        "--rl-proxy", choices=("wa", "ens", "member0"), default="wa", help="reward to optimise"
+    )
     for flag, what in (
         ("--task-set", "tasks.TaskConfig"),
         ("--lm-set", "lm.LMConfig"),
         ("--rm-set", "reward_model.RMConfig"),
         ("--warm-set", "warm.WarmConfig"),
+        ("--rl-set", "policy_gradient.RLConfig"),
     ):
         p.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=what)
     p.set_defaults(func=cmd_align)

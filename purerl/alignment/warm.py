@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from purerl.alignment import lm, reward_model
+from purerl.alignment import lm, reward_model, tasks
 from purerl.alignment.tasks import Preferences
 from purerl.core import validation
 from purerl.core.types import Metrics
@@ -566,3 +566,61 @@ def _interpolation(lm_config, phi1, phi2, lams, tokens, mask):
     ens = jax.vmap(lambda lam: acc((1.0 - lam) * r1 + lam * r2))(lams)
     diag = (1.0 - lams) * acc(r1) + lams * acc(r2)
     return wa, ens, diag
+
+
+def best_of_n_gold(
+    lm_config: lm.LMConfig,
+    task_config: tasks.TaskConfig,
+    policy_params: Any,
+    stacked_params: reward_model.RMParams,
+    key: jax.Array,
+    num_prompts: int,
+    n: int,
+    temperature: float = 1.0,
+) -> dict[str, Any]:
+    """Best-of-N selected by each reward model, scored by the gold reward (WARM Fig. 6-7, notes
+    §6.2 W5).
+
+    ``n`` responses per prompt are sampled once from ``policy_params`` (the SFT policy); for each
+    ``k = 1, 2, 4, .., n`` every reward model (each member, the weight average ``wa``, the ensemble
+    ``ens``) picks the best of the first ``k`` (ties to the first, :func:`numpy.argmax`), and the
+    table reports the mean gold reward and spurious-token count of the picks. ``gold`` selects by
+    the gold reward itself: the oracle ceiling. ``k = 1`` is a plain sample. Nested prefixes share
+    samples, so the curves over ``k`` are paired (common random numbers).
+
+    Returns:
+      ``{"n": [ks], "kl_bound": [log k - (k - 1)/k], "gold/<model>": [..], "spurious/<model>": [..]}``
+      with models ``member_<i>``, ``wa``, ``ens``, ``gold``.
+    """
+    for name, v in (("num_prompts", num_prompts), ("n", n)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"best_of_n_gold: {name} must be an int >= 1, got {v!r}")
+    stack_size("best_of_n_gold", stacked_params)
+    prompt_key, sample_key = jax.random.split(key)
+    prompts = jnp.repeat(tasks.sample_prompts(prompt_key, task_config, num_prompts), n, axis=0)
+    sample = lm.sample(
+        lm_config,
+        policy_params,
+        prompts,
+        sample_key,
+        task_config.response_len,
+        temperature=temperature,
+        eos_id=tasks.EOS_ID,
+        pad_id=tasks.PAD_ID,
+    )
+    gold = np.asarray(tasks.sequence_gold_reward(sample.tokens, sample.mask, task_config))
+    _, response, mask = tasks.split(sample.tokens, sample.mask, task_config)
+    spurious = np.asarray(tasks.spurious_count(response, mask)).reshape(num_prompts, n)
+    gold = gold.reshape(num_prompts, n)
+    scores = score(lm_config, stacked_params, sample.tokens, sample.mask)
+    rewards = {f"member_{i}": r for i, r in enumerate(np.asarray(scores.members))}
+    rewards.update(wa=np.asarray(scores.wa), ens=np.asarray(scores.ens), gold=gold.reshape(-1))
+    ks = sorted({2**i for i in range(int(n).bit_length()) if 2**i <= n} | {int(n)})
+    rows = np.arange(num_prompts)
+    table: dict[str, Any] = {"n": ks, "kl_bound": [float(np.log(k) - (k - 1) / k) for k in ks]}
+    for name, r in rewards.items():
+        r = r.reshape(num_prompts, n)
+        picks = [np.argmax(r[:, :k], axis=1) for k in ks]
+        table[f"gold/{name}"] = [float(gold[rows, p].mean()) for p in picks]
+        table[f"spurious/{name}"] = [float(spurious[rows, p].mean()) for p in picks]
+    return table

@@ -19,6 +19,7 @@ TINY = [
     "--warm-set", "batch_size=16", "--warm-set", "learning_rates=3e-3,1e-3",
     "--warm-set", "dropout_rates=0,0.1",
     "--bon-n", "4", "--bon-prompts", "8",
+    "--rl-steps", "4", "--rl-eval-every", "2", "--rl-set", "batch_size=4",
 ]  # fmt: skip
 
 
@@ -53,7 +54,14 @@ def test_align_writes_params_summary_and_report(tmp_path, capsys):
     assert len(firsts) == 1
     for m in ("member_0", "member_1", "member_2", "wa", "ens"):
         assert all(g <= o + 1e-6 for g, o in zip(bon[f"gold/{m}"], bon["gold/gold"], strict=True))
-    assert summary["policy"] is None  # the RL stage hook is empty for now
+    policy = summary["policy"]  # REINFORCE against the WARM proxy, evaluated every 2 updates
+    assert policy["proxy"] == "wa" and policy["rl_config"]["batch_size"] == 4
+    assert policy["curve"]["updates"] == [0, 2, 4]
+    assert policy["curve"]["eval/kl_sft"][0] == pytest.approx(0.0, abs=1e-5)  # row 0 is the SFT
+    for k in ("eval/reward", "eval/gold", "eval/kl_sft", "eval/spurious"):
+        assert len(policy["curve"][k]) == 3 and np.all(np.isfinite(policy["curve"][k]))
+    assert 0.0 <= policy["gold_win_rate_vs_sft"] <= 1.0
+    assert "## Policy: REINFORCE against 'wa'" in stdout
 
     params = np.load(out / "params.npz")
     assert params["rm/members/head"].shape == (3, 16)
@@ -62,6 +70,7 @@ def test_align_writes_params_summary_and_report(tmp_path, capsys):
     assert params["sft/token_embed/embeddings"].shape == (16, 16)
     assert params["sft_checkpoints/token_embed/embeddings"].shape == (2, 16, 16)
     assert params["pretrained/final_ln/scale"].shape == (16,)
+    assert params["policy/token_embed/embeddings"].shape == (16, 16)
     md = (out / "summary.md").read_text()
     assert md.startswith("# purerl align (seed 3)") and "| member 2 (ckpt 0) |" in md
 
@@ -78,6 +87,9 @@ def test_align_writes_params_summary_and_report(tmp_path, capsys):
         (["--pairs", "8"], "--pairs 8 is smaller than the reward models' batch size"),
         (["--baklava", "--rms", "1"], "--baklava"),
         (["--task-set", "vocab_size=40", "--lm-set", "vocab_size=16"], "LMConfig.vocab_size=16 <"),
+        (["--rl-steps", "-1"], "--rl-steps must be >= 0"),
+        (["--rl-steps", "120", "--rl-eval-every", "50"], "must be a multiple of --rl-eval-every"),
+        (["--rl-set", "num_samples=1"], "invalid config: RLConfig: baseline 'rloo' needs"),
     ],
 )
 def test_align_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, message):
