@@ -25,8 +25,11 @@ def provenance() -> str:
         ).stdout.strip()
     except OSError:
         cpu = platform.processor()
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    script = ["-m", spec.name] if spec is not None and spec.name else sys.argv[:1]
+    command = ["python", *script, *sys.argv[1:]]
     return (
-        f"- command: `{' '.join(shlex.quote(a) for a in ['python', *sys.argv])}`\n"
+        f"- command: `{' '.join(shlex.quote(a) for a in command)}`\n"
         f"- date: {time.strftime('%Y-%m-%d %H:%M')}\n"
         f"- jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}\n"
         f"- hardware: {cpu or platform.machine()}, {os.cpu_count()} CPU cores visible\n"

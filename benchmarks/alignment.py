@@ -20,7 +20,7 @@ import sys
 
 from benchmarks._common import RESULTS
 
-PARTS = ("warm", "warp", "bond", "speed")
+PARTS = ("world", "warm", "warp", "bond", "speed")
 
 INTRO = """# Alignment on the toy RLHF world
 
@@ -36,9 +36,89 @@ and a claim that does not reproduce is reported as such.
 """
 
 
+def world_check(variants=((32, 2000), (64, 2000))) -> None:
+    """How well the SFT policy imitates its own training distribution: the gold reward of reference
+    responses vs of SFT samples (1,024 prompts), for the world's LM (2 x 32, 400 + 400 updates) and
+    for longer / wider pre-training (``variants``: (d_model, steps of pre-training and of SFT))."""
+    import time
+
+    import jax
+
+    from benchmarks import _alignment as A
+    from purerl.alignment import lm, pretrain, tasks
+
+    w = A.world()
+    prompts = tasks.sample_prompts(jax.random.key(5), w.task, 1024)
+    resp, mask = tasks.generate_responses(jax.random.key(6), prompts, w.task)[:2]
+    ref_tokens = jax.numpy.concatenate([prompts, resp], axis=1)
+    ref_mask = jax.numpy.concatenate([jax.numpy.zeros_like(prompts, float), mask], axis=1)
+
+    def stats(tokens, mask):
+        _, r, m = tasks.split(tokens, mask, w.task)
+        return {
+            "gold": float(tasks.sequence_gold_reward(tokens, mask, w.task).mean()),
+            "coverage": float(tasks.coverage(prompts, r, m).mean()),
+            "repeats": float(tasks.repetitions(r, m).mean()),
+            "spurious": float(tasks.spurious_count(r, m).mean()),
+            "length": float(m.sum(-1).mean()),
+        }
+
+    def sft_stats(lm_config, params):
+        s = lm.sample(lm_config, params, prompts, jax.random.key(2), w.task.response_len, 1.0,
+                      eos_id=tasks.EOS_ID, pad_id=tasks.PAD_ID)  # fmt: skip
+        return stats(s.tokens, s.mask)
+
+    rows = [{"policy": "reference generator", **stats(ref_tokens, ref_mask)}]
+    rows.append({"policy": "SFT, world (2 x 32, 400 + 400)", "seconds": w.seconds,
+                 **sft_stats(w.lm_config, w.sft)})  # fmt: skip
+    for d, steps in variants:
+        start = time.perf_counter()
+        config = lm.LMConfig(vocab_size=w.task.vocab_size, max_len=w.task.seq_len, d_model=d,
+                             num_heads=2, num_layers=2)  # fmt: skip
+        pre = pretrain.pretrain(jax.random.key(0), config, w.task, steps, A.LM_BATCH)
+        sft = pretrain.sft(jax.random.key(1), pre.params, config, w.task, steps, A.LM_BATCH)
+        row = sft_stats(config, sft.params)
+        rows.append({"policy": f"SFT, 2 x {d}, {steps} + {steps}", **row,
+                     "sft_nll": float(sft.losses[-1]), "seconds": time.perf_counter() - start})  # fmt: skip
+        print(rows[-1])
+    A.write_record("world", {"rows": rows})
+
+
+def world_summary() -> str:
+    from benchmarks import _alignment as A
+
+    rec = A.read_record("world")
+    if rec is None:
+        return ""
+    lines = [
+        "## The world: how well the SFT policy imitates the reference",
+        "",
+        rec["provenance"],
+        "| policy | gold | prompt words covered | immediate repeats | spurious S | length |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rec["rows"]:
+        lines.append(
+            f"| {r['policy']} | {r['gold']:.3f} | {r['coverage']:.2f} | {r['repeats']:.2f} | "
+            f"{r['spurious']:.2f} | {r['length']:.2f} |"
+        )
+    ref, sft = rec["rows"][0], rec["rows"][1]
+    lines += [
+        "",
+        f"**Finding.** The SFT policy matches the reference's length and token marginals but not its "
+        f"copy structure: its samples earn gold {sft['gold']:.2f} against {ref['gold']:.2f} for the "
+        "reference responses it was trained on (the reference copies prompt words *in order from a "
+        "random start*, an induction-style pattern). Longer or wider pre-training (rows below the "
+        "world's) does not close the gap at these budgets. Every experiment below starts from this "
+        "policy, so gradient-trained policies start far below what Best-of-N of the same policy "
+        "reaches (N = 16: about 2.0): the ceiling the RL and distillation results are read against.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def summary() -> str:
-    sections = [INTRO]
-    for part in PARTS:
+    sections = [INTRO, world_summary()]
+    for part in PARTS[1:]:
         module = importlib.import_module(f"benchmarks.alignment_{part}")
         sections.append(module.summary())
     return "\n\n".join(s.strip() + "\n" for s in sections)
@@ -53,7 +133,10 @@ def main() -> None:
         for part in args.parts.split(","):
             if part not in PARTS:
                 raise SystemExit(f"unknown part {part!r}; choose from {PARTS}")
-            subprocess.run([sys.executable, "-m", f"benchmarks.alignment_{part}"], check=True)
+            if part == "world":
+                world_check()
+            else:
+                subprocess.run([sys.executable, "-m", f"benchmarks.alignment_{part}"], check=True)
     text = summary()
     path = os.path.join(RESULTS, "alignment.md")
     with open(path, "w") as f:

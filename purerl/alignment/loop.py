@@ -112,7 +112,8 @@ def make_train(
     config: LoopConfig,
     evaluate_fn: Callable[[Any, jax.Array], Metrics],
     callback: Callable[[jax.Array, Metrics], None] | None = None,
-) -> Callable[..., tuple[Any, dict[str, jax.Array]]]:
+    snapshot: Callable[[Any], Any] | None = None,
+) -> Callable[..., tuple[Any, ...]]:
     """``train(key, *init_args) -> (final_state, metrics)``, the whole run one ``lax.scan``.
 
     Args:
@@ -122,6 +123,9 @@ def make_train(
       callback: host function ``callback(updates, row)`` called through ``jax.debug.callback`` after
         every row (once per mapped element under ``vmap``); default: a
         :class:`purerl.loops.common.Progress` bar when ``config.progress``, else nothing.
+      snapshot: ``snapshot(state) -> pytree`` kept at every row (e.g. ``lambda s: s.params``, to
+        pick a run's best checkpoint afterwards, as WARM's policy comparison does); then ``train``
+        returns ``(final_state, metrics, snapshots)`` with snapshot leaves ``[rows, ...]``.
 
     Returns:
       ``train``; ``metrics`` holds arrays ``[num_periods (+ 1 with eval_at_start)]``.
@@ -165,6 +169,8 @@ def make_train(
         row.update(evaluate(state, eval_key))
         row["loop/updates"] = updates
         emit(row)
+        if snapshot is not None:
+            return LoopCarry(state, key, updates), (row, snapshot(state))
         return LoopCarry(state, key, updates), row
 
     def train(key: jax.Array, *init_args: Any) -> tuple[Any, dict[str, jax.Array]]:
@@ -174,6 +180,9 @@ def make_train(
         num_rows = config.num_periods + int(config.eval_at_start)
         firsts = jnp.arange(num_rows) == 0
         carry, rows = jax.lax.scan(period, carry, firsts)
+        if snapshot is not None:
+            rows, kept = rows
+            return carry.state, rows, kept
         return carry.state, rows
 
     train.progress = callback if isinstance(callback, Progress) else None

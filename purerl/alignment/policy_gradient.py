@@ -848,6 +848,8 @@ def make_evaluate(
     if prompts is None:
         if isinstance(num_prompts, bool) or not isinstance(num_prompts, int) or num_prompts < 1:
             raise ValueError(f"make_evaluate: num_prompts must be an int >= 1, got {num_prompts!r}")
+    elif isinstance(prompts, jax.core.Tracer):
+        prompts = jnp.asarray(prompts, jnp.int32)  # e.g. a slice taken inside a jitted function
     else:
         prompts = np.asarray(prompts, np.int32)
 

@@ -1,6 +1,7 @@
 """REINFORCE / RLOO with a KL anchor (policy_gradient.make) and the alignment loop (loop.py)."""
 
 import functools
+import types
 
 import chex
 import jax
@@ -271,3 +272,22 @@ def test_reinforce_raises_the_gold_reward(sweep):
     gold_reward = metrics["eval/gold"]
     for run in range(2):
         assert gold_reward[run, -1] > gold_reward[run, 0] + 0.25, gold_reward[run]
+
+
+def test_snapshot_keeps_the_state_of_every_row():
+    """``make_train(..., snapshot=fn)`` also returns ``fn(state)`` at every row (row 0: the init),
+    stacked; without it the rows are the same."""
+    algo = types.SimpleNamespace(
+        init=lambda key, x0: x0,
+        update=lambda x, _: (x + 1.0, {"loss/x": x}),
+    )
+    evaluate_fn = lambda x, key: {"eval/x": x}  # noqa: E731
+    config = loop.LoopConfig(num_updates=6, eval_every=2)
+    state, rows, kept = jax.jit(
+        loop.make_train(algo, config, evaluate_fn, snapshot=lambda x: 2 * x)
+    )(jax.random.key(0), jnp.float32(10.0))
+    np.testing.assert_array_equal(kept, [20.0, 24.0, 28.0, 32.0])
+    np.testing.assert_array_equal(rows["eval/x"], [10.0, 12.0, 14.0, 16.0])
+    assert float(state) == 16.0
+    _, plain = loop.make_train(algo, config, evaluate_fn)(jax.random.key(0), jnp.float32(10.0))
+    np.testing.assert_array_equal(plain["eval/x"], rows["eval/x"])
