@@ -771,7 +771,7 @@ def cmd_align(args: argparse.Namespace) -> int:
         warm_given = {"num_members": args.rms, "steps": args.rm_steps}
         warm_given.update(parse_overrides(warm.WarmConfig, args.warm_set, "--warm-set"))
         warm_config = warm.WarmConfig(rm=rm_config, **warm_given)
-        rl_given = {"beta": args.rl_beta, "anchor": args.rl_anchor}
+        rl_given = {"beta": args.rl_beta, "anchor": args.rl_anchor, "learning_rate": args.rl_lr}
         rl_given.update(parse_overrides(pg.RLConfig, args.rl_set, "--rl-set"))
         rl_config = pg.RLConfig(**rl_given)
     except (ValueError, TypeError) as e:
@@ -1142,9 +1142,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baklava", action="store_true", help="start members from 2 SFT checkpoints (WARM 3.3)"
     )
-    p.add_argument("--rl-steps", type=int, default=200, help="REINFORCE updates (0: no RL)")
+    p.add_argument("--rl-steps", type=int, default=400, help="REINFORCE updates (0: no RL)")
     p.add_argument("--rl-eval-every", type=int, default=50, help="updates between evaluations")
-    p.add_argument("--rl-beta", type=float, default=0.05, help="KL coefficient beta")
+    p.add_argument("--rl-beta", type=float, default=0.01, help="KL coefficient beta")
+    p.add_argument("--rl-lr", type=float, default=1e-4, help="Adam step size of the policy")
     p.add_argument("--rl-anchor", choices=("sft", "ema"), default="sft", help="KL anchor")
     p.add_argument(
         "--rl-proxy", choices=("wa", "ens", "member0"), default="wa", help="reward to optimise"
