@@ -190,31 +190,41 @@ def rl_config(**kw):
     return policy_gradient.RLConfig(**base)
 
 
-def run_b1(w, reward, seed_keys, args):
-    from purerl.alignment import bond, loop
+def _beta_sweep(w, reward, seed_keys, args, part, name, make_algo, betas, label, config):
+    """Every (seed, beta) of ``make_algo(beta)`` in one ``jit(vmap(train))`` (beta is traced)."""
+    from purerl.alignment import loop
 
     seeds = seed_keys.shape[0]
-    n_runs = len(BOND_BETAS) * seeds
-    printer = RowPrinter("BOND b1", n_runs)
+    n_runs = len(betas) * seeds
+    printer = RowPrinter(name, n_runs)
     lc = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
     evaluate_fn = _evaluate_fn(w, reward)
 
     def train(key, beta):
-        algo = bond.make(bond_config(beta=beta), w.lm_config, w.task, reward)
+        algo = make_algo(beta)
         return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
 
-    keys, betas = _grid(seed_keys, BOND_BETAS)
-    metrics, c, r = _run("BOND b1", train, keys, (betas,), n_runs)
-    labels = [_bond_label(b) for b in BOND_BETAS]
+    keys, traced = _grid(seed_keys, betas)
+    metrics, c, r = _run(name, train, keys, (traced,), n_runs)
     return {
-        "part": "b1",
-        "runs": _split(metrics, labels, seeds),
-        "bond_config": dataclasses.asdict(bond_config()) | {"beta": list(BOND_BETAS)},
+        "part": part,
+        "runs": _split(metrics, [label(b) for b in betas], seeds),
+        config[0]: config[1] | {"beta": list(betas)},
         "loop_config": dataclasses.asdict(lc),
         "seeds": seeds,
         "compile_s": c,
         "run_s": r,
     }
+
+
+def run_b1(w, reward, seed_keys, args):
+    from purerl.alignment import bond
+
+    make = lambda beta: bond.make(bond_config(beta=beta), w.lm_config, w.task, reward)  # noqa: E731
+    config = ("bond_config", dataclasses.asdict(bond_config()))
+    return _beta_sweep(
+        w, reward, seed_keys, args, "b1", "BOND b1", make, BOND_BETAS, _bond_label, config
+    )
 
 
 def run_jbond(w, reward, seed_keys, args):
@@ -252,30 +262,13 @@ def run_jbond(w, reward, seed_keys, args):
 
 
 def run_rl(w, reward, seed_keys, args):
-    from purerl.alignment import loop, policy_gradient
+    from purerl.alignment import policy_gradient
 
-    seeds = seed_keys.shape[0]
-    n_runs = len(RL_BETAS) * seeds
-    printer = RowPrinter("REINFORCE", n_runs)
-    lc = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
-    evaluate_fn = _evaluate_fn(w, reward)
-
-    def train(key, beta):
-        algo = policy_gradient.make(rl_config(beta=beta), w.lm_config, w.task, reward)
-        return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
-
-    keys, betas = _grid(seed_keys, RL_BETAS)
-    metrics, c, r = _run("REINFORCE", train, keys, (betas,), n_runs)
-    labels = [_rl_label(b) for b in RL_BETAS]
-    return {
-        "part": "rl",
-        "runs": _split(metrics, labels, seeds),
-        "rl_config": dataclasses.asdict(rl_config()) | {"beta": list(RL_BETAS)},
-        "loop_config": dataclasses.asdict(lc),
-        "seeds": seeds,
-        "compile_s": c,
-        "run_s": r,
-    }
+    make = lambda beta: policy_gradient.make(rl_config(beta=beta), w.lm_config, w.task, reward)  # noqa: E731
+    config = ("rl_config", dataclasses.asdict(rl_config()))
+    return _beta_sweep(
+        w, reward, seed_keys, args, "rl", "REINFORCE", make, RL_BETAS, _rl_label, config
+    )
 
 
 def run_diag(w, reward, seed_keys, args):
