@@ -67,6 +67,7 @@ def run_one(env_name, level, label, args, dataset, heldout):
 
     name, overrides = ALGOS[label]
     module = agents.get(name)
+    overrides = {**overrides, **args.overrides}
     config = agent_config(module, overrides, tuple(args.hidden), args.steps)
     if getattr(config, "auto_reward_scale", False) and np.ptp(dataset.rewards) == 0:
         # a constant reward (inverted_pendulum: 1 per step) has no 1 / (max r - min r) scale;
@@ -88,7 +89,7 @@ def run_one(env_name, level, label, args, dataset, heldout):
     )
     jax.block_until_ready(states)
     wall = time.perf_counter() - start
-    tag = f"{env_name}-{level}-{_slug(label)}"
+    tag = f"{env_name}-{level}-{_slug(label)}" + (f"-{args.tag}" if args.tag else "")
     os.makedirs(OUT, exist_ok=True)
     writers.write_csv(os.path.join(OUT, f"{tag}.csv"), metrics)
     mean, half, _ = plots.final_ci(metrics, "eval/normalized")
@@ -97,6 +98,8 @@ def run_one(env_name, level, label, args, dataset, heldout):
         "env": env_name,
         "level": level,
         "algo": label,
+        "tag": args.tag,
+        "overrides": args.overrides,
         "agent": name,
         "agent_config": dataclasses.asdict(config),
         "loop_config": dataclasses.asdict(loop_config),
@@ -184,6 +187,8 @@ def summary() -> str:
         if name.endswith(".json"):
             with open(os.path.join(OUT, name)) as f:
                 records.append(json.load(f))
+    probes = [r for r in records if r.get("tag")]  # runs with --set overrides (--tag)
+    records = [r for r in records if not r.get("tag")]
     envs_levels = sorted({(r["env"], r["level"]) for r in records})
     algos = [a for a in ALGOS if any(r["algo"] == a for r in records)]
     by = {(r["env"], r["level"], r["algo"]): r for r in records}
@@ -236,6 +241,21 @@ def summary() -> str:
         s2 = by.get((env, level, "Qsarsa-AC2"), {}).get("sarsa_spearman")
         fmt = lambda v: "" if v is None else f"{v:.3f}"
         lines.append(f"| {env} | {level} | {fmt(cv)} | {fmt(s1)} | {fmt(s2)} |")
+    if probes:
+        lines += [
+            "",
+            "## Probes (the same benchmark with `--set` overrides, `--tag`)",
+            "",
+            "| env | level | algo | overrides | updates | final normalized | best period | final mean Q |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(probes, key=lambda r: (r["env"], r["level"], r["algo"], r["tag"])):
+            lines.append(
+                f"| {r['env']} | {r['level']} | {r['algo']} | {r['overrides']} | "
+                f"{r['loop_config']['total_steps']:,} | "
+                f"{r['final_normalized']:.1f} ± {r['final_ci']:.1f} | "
+                f"{r['best_mean_normalized']:.1f} | {r['final_q_mean']:.3g} |"
+            )
     for env, level in envs_levels:
         runs = {}
         for a in algos:
@@ -278,8 +298,22 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="agent Config override for every algorithm run (a probe: needs --tag)",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the records of a probe run")
     parser.add_argument("--summary", action="store_true", help="only rebuild offline.md")
     args = parser.parse_args()
+    args.overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        args.overrides[key] = json.loads(value)  # numbers, true/false, "strings"
+    if args.overrides and not args.tag:
+        parser.error("--set makes a probe run: give it a --tag (its records stay out of the table)")
     if not args.summary:
         from purerl import datasets
         from purerl.datasets import generate, registry
