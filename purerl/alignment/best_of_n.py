@@ -385,6 +385,8 @@ def sample_best_of_n(
 
     Returns:
       ``(BestOfNSample, InferenceCost)``; the cost is :func:`inference_cost` ``(n, max_new_tokens)``.
+      At ``n = 1`` ``reward_fn`` is still called, to fill ``reward`` for measurement; the cost
+      counts 0 reward calls because serving one sample needs no ranking.
     """
     _check_n("sample_best_of_n", n)
     tokens, mask = sample_candidates(
