@@ -3,7 +3,7 @@
     python -m benchmarks.alignment_bond --seeds 3 --steps 400     # 639 s on 2 shared cores
     python -m benchmarks.alignment_bond --summary                 # rebuild the markdown only
 
-Research notes §6.4, claims B1, B3, B5, B6, on the shared world of ``benchmarks/_alignment.py`` (one
+Research notes §6.4, claims B1, B3, B4, B5, B6, on the shared world of ``benchmarks/_alignment.py`` (one
 pre-trained + SFT'd 2-layer LM, seed 0, is ``pi_ref``). The reward optimised *and* reported is the
 task's gold reward ``r*`` (notes §6.4 allows it "to isolate the distillation claims": no proxy, no
 reward hacking), so ``eval/reward == eval/gold`` here.
@@ -17,6 +17,9 @@ hyperparameter; all seeds of all configs share the seed keys, so configs see com
   and, for B3, with a hard anchor copied every 50 updates (two compiles: the anchor rule is static);
 * ``rl``: REINFORCE / RLOO (2 samples per prompt, leave-one-out baseline, k1 KL in the reward) with
   the SFT anchor, ``beta_RL in {1e-3, 1e-2, 0.1, 1}`` (traced: one compile);
+* ``b4``: J-BOND (``n = 2``, ``beta = .5``, EMA anchor) with ``eta in {.01, .02, .05, .1}``
+  (``gamma = 0``) and with ``gamma in {0, .5, 1, 2}`` (``eta = .02``): two compiles, each sweep
+  value traced;
 * ``bon``: Best-of-N of ``pi_ref`` for ``N in {1, 2, 4, 8, 16}``: gold reward, the KL bound
   ``log N - (N-1)/N`` and its MC estimate, inference cost and measured wall-clock per answer.
 
@@ -56,6 +59,8 @@ BOND_BETAS = (0.0, 0.5, 1.0)
 RL_BETAS = (1e-3, 1e-2, 0.1, 1.0)
 ANCHOR_PERIOD = 50  # hard-anchor copy period of B3 (paper Fig. 5: 50)
 ANCHOR_ETA = 0.02  # J-BOND EMA rate (paper sec. 6)
+B4_ETAS = (0.01, 0.02, 0.05, 0.1)  # J-BOND EMA rates (notes: .01, .05, .1; .02 is the default)
+B4_GAMMAS = (0.0, 0.5, 1.0, 2.0)  # J-BOND weights of gamma KL(pi || pi_anchor) (paper Fig. 6)
 BON_NS = (1, 2, 4, 8, 16)
 BON_PROMPTS = 512  # all held-out prompts for the Best-of-N baseline
 BON_KEYS = 3  # independent Best-of-N draws (the "seeds" of the baseline)
@@ -65,7 +70,7 @@ TIMING_REPS = 7
 # bound of Best-of-16, the largest N of B6) and the SFT policy's reward (mean of all start rows).
 KL_CAP = math.log(16) - 15 / 16
 
-PARTS = ("b1", "jbond", "rl", "bon")  # the timed run; "diag" is extra, on request
+PARTS = ("b1", "jbond", "rl", "b4", "bon")  # the timed run; "diag" is extra, on request
 RECORDS = {part: f"bond_{part}" for part in (*PARTS, "diag")}
 DIAG_LRS = (1e-3, 3e-3, 1e-2)  # diag: BOND beta = .5 learning-rate sweep at batch 32 ...
 DIAG_BATCH = 128  # ... and the paper's batch size (sec. 6) at lr 1e-3
@@ -79,6 +84,14 @@ def _bond_label(beta: float) -> str:
 
 def _rl_label(beta: float) -> str:
     return f"REINFORCE β={beta:g}"
+
+
+def _eta_label(eta: float) -> str:
+    return f"J-BOND η={eta:g} γ=0"
+
+
+def _gamma_label(gamma: float) -> str:
+    return f"J-BOND η=0.02 γ={gamma:g}"
 
 
 JBOND_EMA = "J-BOND EMA η=0.02"
@@ -190,8 +203,11 @@ def rl_config(**kw):
     return policy_gradient.RLConfig(**base)
 
 
-def _beta_sweep(w, reward, seed_keys, args, part, name, make_algo, betas, label, config):
-    """Every (seed, beta) of ``make_algo(beta)`` in one ``jit(vmap(train))`` (beta is traced)."""
+def _beta_sweep(
+    w, reward, seed_keys, args, part, name, make_algo, betas, label, config, hp_name="beta"
+):
+    """Every (seed, beta) of ``make_algo(beta)`` in one ``jit(vmap(train))`` (beta is traced;
+    ``hp_name`` names the swept field in the record)."""
     from purerl.alignment import loop
 
     seeds = seed_keys.shape[0]
@@ -209,7 +225,7 @@ def _beta_sweep(w, reward, seed_keys, args, part, name, make_algo, betas, label,
     return {
         "part": part,
         "runs": _split(metrics, [label(b) for b in betas], seeds),
-        config[0]: config[1] | {"beta": list(betas)},
+        config[0]: config[1] | {hp_name: list(betas)},
         "loop_config": dataclasses.asdict(lc),
         "seeds": seeds,
         "compile_s": c,
@@ -269,6 +285,33 @@ def run_rl(w, reward, seed_keys, args):
     return _beta_sweep(
         w, reward, seed_keys, args, "rl", "REINFORCE", make, RL_BETAS, _rl_label, config
     )
+
+
+def run_b4(w, reward, seed_keys, args):
+    """B4: J-BOND's EMA rate eta (gamma = 0) and anchor-KL weight gamma (eta = .02), each traced."""
+    from purerl.alignment import bond
+
+    def jbond(**kw):
+        return bond_config(variant="jbond", n=2, beta=0.5, anchor="ema", **kw)
+
+    sweeps = {
+        "eta": (B4_ETAS, _eta_label, lambda v: jbond(anchor_eta=v, gamma=0.0)),
+        "gamma": (B4_GAMMAS, _gamma_label, lambda v: jbond(anchor_eta=ANCHOR_ETA, gamma=v)),
+    }
+    out = {"part": "b4", "runs": {}, "sweeps": {}, "compile_s": 0.0, "run_s": 0.0}
+    for hp, (values, label, cfg) in sweeps.items():
+        make = lambda v, cfg=cfg: bond.make(cfg(v), w.lm_config, w.task, reward)  # noqa: E731
+        config = ("bond_config", dataclasses.asdict(cfg(values[0])))
+        rec = _beta_sweep(
+            w, reward, seed_keys, args, "b4", f"B4 {hp}", make, values, label, config, hp
+        )
+        out["runs"].update(rec["runs"])
+        out["sweeps"][hp] = {"values": list(values), "labels": [label(v) for v in values]}
+        out[f"bond_config_{hp}"] = rec["bond_config"]
+        out["compile_s"] += rec["compile_s"]
+        out["run_s"] += rec["run_s"]
+        out["loop_config"], out["seeds"] = rec["loop_config"], rec["seeds"]
+    return out
 
 
 def run_diag(w, reward, seed_keys, args):
@@ -632,6 +675,11 @@ def summary() -> str:
             "![KL to BoN over updates](alignment/bond_kl.png)",
             "",
         ]
+    # --- B4 table
+    b4_claim = None
+    if records.get("b4") and runs:
+        b4_lines, b4_claim = _b4(records["b4"], r_ref)
+        lines += b4_lines
     # --- B6 table
     b6 = []
     if bon is not None:
@@ -681,7 +729,7 @@ def summary() -> str:
         lines += [""]
     # --- claims
     lines += ["### Claims (notes §6.4)", ""]
-    lines += _claims(runs, b6, bon, r_ref)
+    lines += _claims(runs, b6, bon, r_ref, b4_claim)
     # --- runs and provenance
     lines += [
         "",
@@ -719,7 +767,66 @@ def summary() -> str:
     return text
 
 
-def _claims(runs, b6, bon, r_ref) -> list[str]:
+def _b4(rec, r_ref) -> tuple[list[str], str]:
+    """B4 table lines and claim line from the ``b4`` record (eta sweep and gamma sweep)."""
+    runs = {k: {m: np.asarray(v, np.float64) for m, v in d.items()} for k, d in rec["runs"].items()}
+    first = next(iter(runs.values()))
+    updates = first["loop/updates"][0]
+    half = updates[-1] / 2
+    early = (updates > 0) & (updates <= half)  # evaluation rows of the first half, start excluded
+    lines = [
+        "### B4: J-BOND's EMA rate η and anchor-KL weight γ (paper Fig. 6)",
+        "",
+        f"J-BOND n = 2, β = 0.5, EMA anchor; η sweep with γ = 0, γ sweep with η = {ANCHOR_ETA:g}; "
+        f"{rec['seeds']} seeds per value, each sweep one compile with the value traced. Early "
+        f"reward = mean over the evaluations at updates {int(updates[early][0])}–{int(half)} "
+        "(how fast reward rises). Mean ± 95% CI over seeds.",
+        "",
+        "| config | early reward | final reward | final KL(π‖π_ref) | hypervolume |",
+        "|---|---|---|---|---|",
+    ]
+    stats = {}
+    for label, d in runs.items():
+        er = d["eval/reward"][:, early].mean(1)
+        hv = [
+            hypervolume(d["eval/kl_sft"][i], d["eval/reward"][i], r_ref)
+            for i in range(d["eval/reward"].shape[0])
+        ]
+        stats[label] = {
+            "early": float(er.mean()),
+            "kl": float(d["eval/kl_sft"][:, -1].mean()),
+            "hv": float(np.mean(hv)),
+        }
+        lines.append(
+            f"| {label} | {_pm(*_ci(er))} | {_pm(*_ci(d['eval/reward'][:, -1]))} | "
+            f"{_pm(*_ci(d['eval/kl_sft'][:, -1]))} | {_pm(*_ci(hv))} |"
+        )
+    lines.append("")
+
+    def monotone(labels, key, sign):
+        vals = [stats[lab][key] for lab in labels]
+        return bool(np.all(sign * np.diff(vals) > 0)), vals
+
+    eta_labels, gamma_labels = rec["sweeps"]["eta"]["labels"], rec["sweeps"]["gamma"]["labels"]
+    faster, early_vals = monotone(eta_labels, "early", 1)
+    slower_kl, kl_vals = monotone(gamma_labels, "kl", -1)
+    better_front, hv_vals = monotone(gamma_labels, "hv", 1)
+    checks = [faster, slower_kl, better_front]
+    verdict = "PASS" if all(checks) else ("partial" if any(checks) else "FAIL")
+    fmt = lambda values, labels, name: ", ".join(  # noqa: E731
+        f"{name}={v:g} {x:.3f}" for v, x in zip(values, labels, strict=True)
+    )
+    claim = (
+        f"* **B4 (η speeds learning; larger γ slows KL growth and improves the front): {verdict} "
+        f"(on the seed means).** Early reward increases with η: {faster} "
+        f"({fmt(rec['sweeps']['eta']['values'], early_vals, 'η')}); final KL decreases with γ: "
+        f"{slower_kl} ({fmt(rec['sweeps']['gamma']['values'], kl_vals, 'γ')}); hypervolume "
+        f"increases with γ: {better_front} ({fmt(rec['sweeps']['gamma']['values'], hv_vals, 'γ')})."
+    )
+    return lines, claim
+
+
+def _claims(runs, b6, bon, r_ref, b4_claim=None) -> list[str]:
     out = []
     fin_kl = lambda d: float(d["eval/kl_sft"][:, -1].mean())  # noqa: E731
     fin_bon_kl = lambda d: float(np.mean(d["eval/kl_bon_ref"]))  # noqa: E731
@@ -817,6 +924,7 @@ def _claims(runs, b6, bon, r_ref) -> list[str]:
         )
     else:
         out.append("* **B3**: not run.")
+    out.append(b4_claim or "* **B4**: not run.")
     # B5
     rl = {b: runs.get(_rl_label(b)) for b in RL_BETAS}
     if ema is not None and all(d is not None for d in rl.values()):
@@ -921,6 +1029,8 @@ def main() -> None:
                 rec = run_jbond(w, reward, seed_keys, args)
             elif part == "rl":
                 rec = run_rl(w, reward, seed_keys, args)
+            elif part == "b4":
+                rec = run_b4(w, reward, seed_keys, args)
             elif part == "bon":
                 rec = run_bon(w, reward, args)
             elif part == "diag":

@@ -1,6 +1,7 @@
-"""WARM (Ramé et al., ICML 2024) on purerl's toy RLHF world: the notes' claims W1, W2, W4-W7.
+"""WARM (Ramé et al., ICML 2024) on purerl's toy RLHF world: the notes' claims W1, W2, W4-W8.
 
     python -m benchmarks.alignment_warm --seeds 5 --rl-steps 600
+    python -m benchmarks.alignment_warm --w8 --seeds 5 --rl-steps 600   # W8 only (its own record)
     python -m benchmarks.alignment_warm --summary   # print the section rebuilt from the records
 
 Two experiments on the shared world of :mod:`benchmarks._alignment` (one pre-trained + SFT'd LM):
@@ -30,7 +31,12 @@ Two experiments on the shared world of :mod:`benchmarks._alignment` (one pre-tra
   0.01, Adam lr = 1e-4 (dev runs with 1e-3 and 3e-4 hacked within 50-150 updates, too fast for
   50-update evaluations), 32 prompts x 2 samples per update.
 
-Records: ``results/alignment/warm_accuracy.json`` and ``results/alignment/warm_rl.json`` (per-seed
+* ``w8`` (``--w8``, run on its own) -- the same RL against a single RM and WARM with the KL
+  coefficient ``beta`` in ``W8_BETAS`` (traced: one compile for every run), clean-label RMs
+  retrained per seed as above: which ``beta`` gives the best final (and peak) gold reward for each
+  proxy (W8: lower with WARM).
+
+Records: ``results/alignment/warm_accuracy.json``, ``warm_w8.json`` and ``results/alignment/warm_rl.json`` (per-seed
 values); the section goes to ``results/alignment_warm.md`` with the plots
 ``results/alignment/warm_bon.png`` and ``results/alignment/warm_rl.png``. ``--summary`` only
 rebuilds the markdown (and the plots) from the records and prints it; ``benchmarks/alignment.py``
@@ -58,6 +64,7 @@ RL_LR = 1e-4  # dev runs: 1e-3 and 3e-4 hack within 50-150 updates, too fast for
 RL_BATCH = 32  # prompts per update
 RL_SAMPLES = 2  # responses per prompt (RLOO baseline)
 EVAL_EVERY = 50
+W8_BETAS = (0.001, 0.003, 0.01)  # W8 sweep of the KL coefficient (notes §6.2)
 EVAL_PROMPTS = 256
 DROP = 0.1  # "hacked" = gold below its peak by this much
 MD = os.path.join(RESULTS, "alignment_warm.md")
@@ -158,11 +165,11 @@ def run_accuracy(w, seeds: int, start: float) -> tuple[dict, dict]:
 # ----------------------------------------------------------------------------- experiment 2
 
 
-def rl_config():
+def rl_config(beta=RL_BETA):
     from purerl.alignment import policy_gradient as pg
 
     return pg.RLConfig(
-        beta=RL_BETA,
+        beta=beta,
         anchor="sft",
         batch_size=RL_BATCH,
         num_samples=RL_SAMPLES,
@@ -170,32 +177,38 @@ def rl_config():
     )
 
 
-def _train_runs(w, reward_of, params, keys, steps: int):
+def _train_runs(w, reward_of, params, keys, steps: int, betas=None, keep_checkpoints=True):
     """``jit(vmap(train))`` over runs; ``reward_of(rm_params, tokens, mask)`` is traced inside.
 
     ``loop.make_train`` with one evaluation row before any update, then one every ``EVAL_EVERY``
     updates, keeping the policy's weights at every row (``snapshot``): the gold-best checkpoint of
     a run is then available for W7. Returns ``(rows {key: [runs, rows]}, checkpoints [runs, rows,
-    ...])``.
+    ...])`` (checkpoints ``None`` without ``keep_checkpoints``). ``betas`` ``[runs]``: each run's KL
+    coefficient, traced (default ``RL_BETA`` for all).
     """
     import jax
+    import jax.numpy as jnp
 
     from purerl.alignment import loop
     from purerl.alignment import policy_gradient as pg
 
-    cfg = rl_config()
     prompts = np.asarray(w.eval_prompts[:EVAL_PROMPTS])  # a constant, not a traced slice
     loop_config = loop.LoopConfig(num_updates=steps, eval_every=EVAL_EVERY)
+    if betas is None:
+        betas = np.full(keys.shape[0], RL_BETA)
 
-    def train_one(key, rm_params):
+    def train_one(key, rm_params, beta):
+        cfg = rl_config(beta)
         fn = lambda t, m: reward_of(rm_params, t, m)  # noqa: E731
         algo = pg.make(cfg, w.lm_config, w.task, fn)
         ev = pg.make_evaluate(cfg, w.lm_config, w.task, fn, prompts=prompts)
+        if not keep_checkpoints:
+            return loop.make_train(algo, loop_config, ev)(key, w.sft, w.sft)[1], None
         train = loop.make_train(algo, loop_config, ev, snapshot=lambda s: s.params)
         _, rows, ckpts = train(key, w.sft, w.sft)
         return rows, ckpts
 
-    rows, ckpts = jax.jit(jax.vmap(train_one))(keys, params)
+    rows, ckpts = jax.jit(jax.vmap(train_one))(keys, params, jnp.asarray(betas, jnp.float32))
     jax.block_until_ready(rows)
     return {k: np.asarray(v) for k, v in rows.items()}, ckpts
 
@@ -294,6 +307,115 @@ def run_rl(w, clean_params: dict, seeds: int, steps: int, ens: bool, start: floa
         "best_update": {p: rows["loop/updates"][0][r] for p, r in best_row.items()},
         "seconds": seconds,
     }
+
+
+def run_w8(w, seeds: int, steps: int, start: float) -> dict:
+    """W8: single RM (member 0) vs WARM, ``beta`` in ``W8_BETAS``, all runs in one compile."""
+    import jax
+    import jax.numpy as jnp
+
+    from purerl.alignment import reward_model, warm
+
+    singles, was = [], []
+    t0 = time.perf_counter()
+    for seed in range(seeds):
+        run, _, _ = _alignment.reward_models(w, RL_NOISE, seed)  # as in run_accuracy
+        singles.append(_alignment.member(run.params, 0))
+        was.append(warm.weight_average(run.params))
+    rm_seconds = time.perf_counter() - t0
+    _log(start, f"w8: {seeds} x {_alignment.NUM_MEMBERS} clean RMs, {rm_seconds:.0f} s")
+    reward_of = lambda p, t, m: reward_model.reward(w.lm_config, p, t, m)  # noqa: E731
+    seed_keys = [jax.random.fold_in(jax.random.key(3000), s) for s in range(seeds)]  # as run_rl
+    # run order: beta-major, then proxy (single, WARM), then seed
+    layout = [(b, proxy, s) for b in W8_BETAS for proxy in ("single", "warm") for s in range(seeds)]
+    params = _alignment.stack_trees(
+        [(singles if proxy == "single" else was)[s] for _, proxy, s in layout]
+    )
+    keys = jnp.stack([seed_keys[s] for _, _, s in layout])
+    betas = np.asarray([b for b, _, _ in layout])
+    t0 = time.perf_counter()
+    rows, _ = _train_runs(w, reward_of, params, keys, steps, betas, keep_checkpoints=False)
+    rl_seconds = time.perf_counter() - t0
+    _log(start, f"w8: {len(layout)} RL runs x {steps} updates, {rl_seconds:.0f} s")
+    curves: dict = {}
+    for i, (b, proxy, _) in enumerate(layout):
+        entry = curves.setdefault(f"{b:g}", {}).setdefault(proxy, {k: [] for k in CURVE_KEYS})
+        for k in CURVE_KEYS:
+            entry[k].append(rows[k][i])
+    cfg = rl_config()
+    return {
+        "seeds": seeds,
+        "rm_noise": RL_NOISE,
+        "betas": list(W8_BETAS),
+        "config": {
+            "algorithm": "REINFORCE / RLOO, KL in the reward (k1), anchor = SFT",
+            "learning_rate": cfg.learning_rate,
+            "batch_size": cfg.batch_size,
+            "num_samples": cfg.num_samples,
+            "num_updates": steps,
+            "eval_every": EVAL_EVERY,
+            "eval_prompts": EVAL_PROMPTS,
+        },
+        "updates": rows["loop/updates"][0],
+        "curves": {
+            b: {p: {k: np.asarray(v) for k, v in c.items()} for p, c in d.items()}
+            for b, d in curves.items()
+        },
+        "seconds": {"reward_models": rm_seconds, "rl": rl_seconds},
+    }
+
+
+def _w8_section(rec: dict, claims: list[str]) -> list[str]:
+    betas = rec["betas"]
+    lines = [
+        "### W8: the best KL coefficient with WARM vs a single RM (Fig. 8c)",
+        "",
+        f"REINFORCE / RLOO against member 0 (single) or the weight average (WARM) of the clean-label "
+        f"RMs, β ∈ {{{', '.join(f'{b:g}' for b in betas)}}}, {rec['config']['num_updates']} "
+        f"updates, {rec['seeds']} seeds (paired keys across proxies and β; one compile). Gold "
+        "reward of one sample per prompt on the evaluation prompts; peak = the best evaluation "
+        "row of each run. Mean ± 95% CI over seeds.",
+        "",
+        "| β | proxy | final gold | peak gold | final KL(π‖π_sft) | final proxy reward |",
+        "|---|---|---|---|---|---|",
+    ]
+    final, peak = {}, {}
+    for b in betas:
+        for proxy in ("single", "warm"):
+            c = {k: np.asarray(v, np.float64) for k, v in rec["curves"][f"{b:g}"][proxy].items()}
+            g = c["eval/gold"]
+            final[(b, proxy)], peak[(b, proxy)] = g[:, -1], g.max(axis=1)
+            lines.append(
+                f"| {b:g} | {'WARM' if proxy == 'warm' else 'single RM'} | {_f(g[:, -1])} | "
+                f"{_f(g.max(axis=1))} | {_f(c['eval/kl_sft'][:, -1], 2)} | "
+                f"{_f(c['eval/reward'][:, -1])} |"
+            )
+    best = {
+        (what, proxy): betas[int(np.argmax([d[(b, proxy)].mean() for b in betas]))]
+        for what, d in (("final", final), ("peak", peak))
+        for proxy in ("single", "warm")
+    }
+    lines += [
+        "",
+        f"Best β by mean final gold: single {best[('final', 'single')]:g}, WARM "
+        f"{best[('final', 'warm')]:g}; by mean peak gold: single {best[('peak', 'single')]:g}, "
+        f"WARM {best[('peak', 'warm')]:g}.",
+        "",
+    ]
+    ok = [best[("final", "warm")] <= best[("final", "single")]]
+    ok.append(best[("peak", "warm")] <= best[("peak", "single")])
+    claims.append(
+        f"- **W8 (the best KL coefficient is lower with WARM, Fig. 8c): {_verdict(ok)}** "
+        f"(seed means; β ∈ {{{', '.join(f'{b:g}' for b in betas)}}}). argmax-β of final gold: "
+        f"WARM {best[('final', 'warm')]:g} vs single {best[('final', 'single')]:g}; of peak gold: "
+        f"WARM {best[('peak', 'warm')]:g} vs single {best[('peak', 'single')]:g}"
+        + (
+            " (equal β: the ≤ holds only as a tie)."
+            if best[("final", "warm")] == best[("final", "single")]
+            else "."
+        )
+    )
+    return lines
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -461,15 +583,19 @@ def summary() -> str:
         lines += _accuracy_section(acc_rec, claims)
     if rl_rec is not None:
         lines += _rl_section(rl_rec, claims)
+    w8_rec = _alignment.read_record("warm_w8")
+    if w8_rec is not None:
+        lines += _w8_section(w8_rec, claims)
     lines += ["### Claims (research notes alignment.md §6.2)", "", *claims, ""]
     lines += [
-        "Not measured here: W3 (gain grows with diversity, pair types), W8 (the best KL "
-        "coefficient is lower with WARM), and the W5 sub-criterion 'win rate of WARM-BoN vs "
-        "SFT' (`best_of_n_gold` reports means only).",
+        "Not measured here: W3 (gain grows with diversity, pair types)"
+        + ("" if w8_rec is not None else ", W8 (the best KL coefficient is lower with WARM)")
+        + ", and the W5 sub-criterion 'win rate of WARM-BoN vs SFT' (`best_of_n_gold` reports "
+        "means only).",
         "",
     ]
     lines += ["### Provenance", ""]
-    for name, rec in (("warm_accuracy", acc_rec), ("warm_rl", rl_rec)):
+    for name, rec in (("warm_accuracy", acc_rec), ("warm_rl", rl_rec), ("warm_w8", w8_rec)):
         if rec is not None:
             lines += [f"`{name}`:", "", rec["provenance"].rstrip(), ""]
     return "\n".join(lines) + "\n"
@@ -850,8 +976,18 @@ def main() -> None:
     parser.add_argument("--rl-steps", type=int, default=600, help="RL updates per run")
     parser.add_argument("--no-ens", action="store_true", help="skip the ENS-proxy RL runs")
     parser.add_argument("--summary", action="store_true", help="only print the section")
+    parser.add_argument("--w8", action="store_true", help="run only the W8 beta sweep")
     args = parser.parse_args()
-    if not args.summary:
+    if args.w8 and not args.summary:
+        if args.rl_steps % EVAL_EVERY:
+            parser.error(f"--rl-steps must be a multiple of {EVAL_EVERY}")
+        start = time.perf_counter()
+        w = _alignment.world()
+        rec = run_w8(w, args.seeds, args.rl_steps, start)
+        rec["total_seconds"] = time.perf_counter() - start
+        _alignment.write_record("warm_w8", rec)
+        _log(start, "done")
+    elif not args.summary:
         if args.rl_steps % EVAL_EVERY:
             parser.error(f"--rl-steps must be a multiple of {EVAL_EVERY}")
         start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""WARP (Rame et al. 2024) on the toy RLHF world: claims P1-P5, P7 of the research notes (sec. 6.3).
+"""WARP (Rame et al. 2024) on the toy RLHF world: claims P1-P7 of the research notes (sec. 6.3).
 
     python -m benchmarks.alignment_warp --seeds 3 --steps 400
     python -m benchmarks.alignment_warp --summary   # rebuild results/alignment_warp.md + PNGs
@@ -17,7 +17,10 @@ reported next to it. Every evaluation is ``policy_gradient.evaluate`` on the fir
 2. **P3 / P4**: EMA runs ``(0, 1), (2, 3), ..`` (differing only in seed) -> ``warp.slerp`` and
    ``warp.lerp`` over ``lambda``, full-weight SLERP (``init = 0``), ``warp.task_vector_cosines``.
 3. **P5**: ``warp.liti(sft, slerp_0.5, eta)`` over ``eta`` against the two runs' RL trajectories.
-4. **P7**: ``warp.run_warp`` (``--warp-steps``, ``M = 2``, ``eta = 0.3``): per-iteration LITI fronts.
+4. **P6**: ``warp.slerp_uniform`` (eq. 26) of ``M`` in {1, 2, 3, 4} of the EMA runs (``P6_DRAWS``
+   random subsets in random order per ``M``), then the LITI front ``warp.liti(sft, merge, eta)`` over
+   ``eta``; and the same 4 runs merged in ``P6_DRAWS`` orders (the merge-order spread).
+5. **P7**: ``warp.run_warp`` (``--warp-steps``, ``M = 2``, ``eta = 0.3``): per-iteration LITI fronts.
 
 Merged / interpolated weights are all evaluated with one sampling key (common random numbers).
 
@@ -55,6 +58,8 @@ SFT_BETAS = (0.0, 1e-3, 1e-2, 0.1)
 EMA_BETA, EMA_MU = 0.1, 0.01
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 ETAS = (0.0, 0.1, 0.3, 0.5, 0.8, 1.0)
+P6_MS = (1, 2, 3, 4)  # runs merged by uniform SLERP (WARP Fig. 4b)
+P6_DRAWS = 3  # subsets per M, and orders of the same 4 runs
 EVAL_SEED = 12345  # the common sampling key of every CRN evaluation
 METRICS = ("eval/reward", "eval/gold", "eval/kl_sft", "eval/length", "eval/spurious")
 
@@ -298,6 +303,35 @@ def run(args) -> dict:
     timings["merges_s"] = time.perf_counter() - t
     _log(t0, f"P2-P5 evaluations done ({timings['merges_s']:.1f} s)")
 
+    # ---------------------------------------------------------------- P6: more runs merged
+    t = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    ms = [m for m in P6_MS if m <= len(final)]
+
+    def liti_front(runs: list[int]) -> list[dict]:
+        merged = warp.slerp_uniform(w.sft, A.stack_trees([final[i] for i in runs]))
+        return [crn(warp.liti(w.sft, merged, eta)) for eta in ETAS]
+
+    p6 = {"m": ms, "eta": list(ETAS), "subsets": {}, "orders": []}
+    for m in ms:
+        draws = [[int(i) for i in rng.permutation(len(final))[:m]] for _ in range(P6_DRAWS)]
+        p6["subsets"][str(m)] = [{"runs": r, "liti": liti_front(r)} for r in draws]
+        hvs = [
+            _hv(
+                [x["eval/kl_sft"] for x in e["liti"]],
+                [x["eval/reward"] for x in e["liti"]],
+                sft_eval["eval/reward"],
+            )
+            for e in p6["subsets"][str(m)]
+        ]
+        _log(t0, f"  P6 M={m}: runs {draws}, HV_proxy {np.round(hvs, 2)}")
+    m_max = max(ms)
+    for o in range(P6_DRAWS if m_max > 1 else 0):
+        order = [(o + k) % m_max for k in range(m_max)]  # rotations of runs 0 .. M-1
+        p6["orders"].append({"runs": order, "liti": liti_front(order)})
+    timings["p6_s"] = time.perf_counter() - t
+    _log(t0, f"P6 merges of M in {ms} runs done ({timings['p6_s']:.1f} s)")
+
     # ---------------------------------------------------------------- P7: iterated WARP
     t = time.perf_counter()
     warp_config = warp.WarpConfig(
@@ -373,6 +407,7 @@ def run(args) -> dict:
         "p1": p1,
         "p2": p2,
         "pairs": pairs,
+        "p6": p6,
         "p7": p7,
     }
 
@@ -501,6 +536,25 @@ def _plots(rec: dict) -> list[str]:
     fig.savefig(os.path.join(A.OUT, "warp_fronts.png"), dpi=110)
     plt.close(fig)
     names.append("warp_fronts.png")
+
+    # P6: LITI fronts of uniform SLERPs of M runs (mean over the subsets of each M).
+    if "p6" in rec:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        p6 = rec["p6"]
+        for ax, key in zip(axes, ("eval/reward", "eval/gold"), strict=True):
+            for c, m in enumerate(p6["m"]):
+                es = p6["subsets"][str(m)]
+                kl = np.mean([[x["eval/kl_sft"] for x in e["liti"]] for e in es], 0)
+                val = np.mean([[x[key] for x in e["liti"]] for e in es], 0)
+                ax.plot(kl, val, "o-", color=colors[c], label=f"M = {m}")
+            ax.set_xlabel("KL(π ‖ π_sft) [nats]")
+        axes[0].set_title("P6: LITI(sft, SLERP of M runs), proxy (mean over subsets)", fontsize=9)
+        axes[1].set_title("P6: gold reward", fontsize=9)
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(os.path.join(A.OUT, "warp_p6.png"), dpi=110)
+        plt.close(fig)
+        names.append("warp_p6.png")
     return names
 
 
@@ -791,6 +845,56 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         conv >= 0.75 * n_inner,
     ]
 
+    # ---------------------------------------------------------------- P6
+    p6_checks, p6_line = None, None
+    if "p6" in rec:  # records made before P6 was measured have none
+        p6 = rec["p6"]
+
+        def hv_of(front, key, ref):
+            return _hv([x["eval/kl_sft"] for x in front], [x[key] for x in front], ref)
+
+        out += [
+            "### P6: uniform SLERP of M runs, then LITI from θ_sft (Fig. 4b, eq. 26)",
+            "",
+            f"M of the {2 * cfg['seeds']} EMA runs of P1 (β = {EMA_BETA:g}, μ = {EMA_MU:g}), "
+            f"{P6_DRAWS} random subsets in random order per M; front over η ∈ "
+            f"{{{', '.join(f'{e:g}' for e in p6['eta'])}}}; mean ± 95% CI over the subsets.",
+            "",
+            "| M | HV_proxy | HV_gold | proxy at η = 1 | gold at η = 1 | KL at η = 1 |",
+            "|---|---|---|---|---|---|",
+        ]
+        hv6 = {}
+        for m in p6["m"]:
+            es = p6["subsets"][str(m)]
+            hv6[m] = np.asarray([hv_of(e["liti"], "eval/reward", r0) for e in es])
+            hg = [hv_of(e["liti"], "eval/gold", g0) for e in es]
+            end = lambda k, es=es: [e["liti"][-1][k] for e in es]  # noqa: E731
+            out.append(
+                f"| {m} | {_ci(hv6[m], 2)} | {_ci(hg, 2)} | {_ci(end('eval/reward'))} | "
+                f"{_ci(end('eval/gold'))} | {_ci(end('eval/kl_sft'), 2)} |"
+            )
+        means = [float(hv6[m].mean()) for m in p6["m"]]
+        increasing = bool(np.all(np.diff(means) > 0))
+        order_hv = np.asarray([hv_of(e["liti"], "eval/reward", r0) for e in p6["orders"]])
+        m_max = max(p6["m"])
+        sd_order = float(np.std(order_hv, ddof=1)) if order_hv.size > 1 else float("nan")
+        sd_subset = float(np.std(hv6[m_max], ddof=1)) if hv6[m_max].size > 1 else float("nan")
+        small = bool(sd_order <= sd_subset)
+        out += [
+            "",
+            f"The same {m_max} runs merged in {len(order_hv)} orders (rotations): HV_proxy "
+            f"{', '.join(f'{x:.2f}' for x in order_hv)} (SD {sd_order:.3f}; SD over the "
+            f"M = {m_max} subsets {sd_subset:.3f}).",
+            "",
+        ]
+        p6_checks = [increasing, small]
+        p6_line = (
+            f"- **P6 {_verdict(p6_checks)}**: HV_proxy increases with M: "
+            f"{'yes' if increasing else 'no'} ({', '.join(f'M={m} {x:.2f}' for m, x in zip(p6['m'], means, strict=True))}); "
+            f"merge-order SD small (≤ the SD over subsets of the same M): "
+            f"{'yes' if small else 'no'} ({sd_order:.3f} vs {sd_subset:.3f})."
+        )
+
     # ---------------------------------------------------------------- P7
     p7 = rec["p7"]
     fronts = p7["iteration_fronts"]
@@ -889,6 +993,7 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         f"- **P5 {_verdict(p5_checks) if p5_checks[0] else 'FAIL'}**: HV_proxy LITI {np.mean(hv_liti):.2f} vs RL trajectory "
         f"{np.mean(hv_traj):.2f}; reward concave-like at {conc}/{n_inner} interior η, KL convex-like "
         f"at {conv}/{n_inner}.",
+        *([p6_line] if p6_line else []),
         f"- **P7 {_verdict(p7_checks)}**: front(i+1) ≥ front(i) (gaps ≥ −{sd_r:.3f}, the "
         f"noise SD, and a higher max reward): {'yes' if monotone else 'no'} "
         f"(gaps {', '.join(f'{x:+.3f}' for x in gaps7)}; HV_proxy per iteration "
