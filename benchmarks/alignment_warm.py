@@ -404,9 +404,31 @@ def _w8_section(rec: dict, claims: list[str]) -> list[str]:
     ]
     ok = [best[("final", "warm")] <= best[("final", "single")]]
     ok.append(best[("peak", "warm")] <= best[("peak", "single")])
+
+    def resolved(what, d, proxy):  # the best beta above every other one, paired over seeds?
+        b_star = best[(what, proxy)]
+        diffs = [_ci(d[(b_star, proxy)] - d[(b, proxy)]) for b in betas if b != b_star]
+        return all(np.isfinite(h) and m > h for m, h in diffs), min(m for m, _ in diffs)
+
+    res = {
+        (what, proxy): resolved(what, d, proxy)
+        for what, d in (("final", final), ("peak", peak))
+        for proxy in ("single", "warm")
+    }
+    unresolved = [f"{what} {proxy}" for (what, proxy), (ok_, _) in res.items() if not ok_]
+    lines += [
+        "Is each argmax resolved (paired over seeds: best β minus every other β, CI above 0)? "
+        + "; ".join(
+            f"{what} gold, {proxy}: {'yes' if ok_ else 'no'} (smallest margin {m:+.3f})"
+            for (what, proxy), (ok_, m) in res.items()
+        )
+        + ".",
+        "",
+    ]
     claims.append(
-        f"- **W8 (the best KL coefficient is lower with WARM, Fig. 8c): {_verdict(ok)}** "
-        f"(seed means; β ∈ {{{', '.join(f'{b:g}' for b in betas)}}}). argmax-β of final gold: "
+        f"- **W8 (the best KL coefficient is lower with WARM, Fig. 8c): {_verdict(ok)}"
+        f"{', unresolved' if unresolved else ''}** "
+        f"(seed means{'; the argmax is not resolved for ' + ', '.join(unresolved) if unresolved else ''}; β ∈ {{{', '.join(f'{b:g}' for b in betas)}}}). argmax-β of final gold: "
         f"WARM {best[('final', 'warm')]:g} vs single {best[('final', 'single')]:g}; of peak gold: "
         f"WARM {best[('peak', 'warm')]:g} vs single {best[('peak', 'single')]:g}"
         + (
