@@ -63,6 +63,22 @@ def world(seed: int = 0) -> World:
     return World(task, lm_config, pre.params, sft.params, prompts, time.perf_counter() - start)
 
 
+def sft_checkpoints(world: World, steps: tuple[int, ...], seed: int = 0):
+    """The world's SFT run replayed with checkpoints after ``steps`` updates (stacked ``[K, ...]``;
+    WARM's "Baklava" inits). The replay is the same computation as :func:`world`'s (same keys),
+    so its final parameters are ``world.sft`` (checked)."""
+    from purerl.alignment import pretrain
+
+    _, k_sft, _ = jax.random.split(jax.random.key(seed), 3)
+    run = pretrain.sft(
+        k_sft, world.pretrained, world.lm_config, world.task, SFT_STEPS, LM_BATCH, checkpoints=steps
+    )
+    same = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), run.params, world.sft)
+    if not all(jax.tree.leaves(same)):
+        raise RuntimeError("sft_checkpoints: the replayed SFT run does not end at world.sft")
+    return run.checkpoints
+
+
 def warm_config(world: World):
     from purerl.alignment import reward_model, warm
 

@@ -137,9 +137,10 @@ def main() -> None:
                 world_check()
             else:
                 subprocess.run([sys.executable, "-m", f"benchmarks.alignment_{part}"], check=True)
-                if part == "warm":  # W8's beta sweep is its own run and record (warm_w8.json)
-                    cmd = [sys.executable, "-m", "benchmarks.alignment_warm", "--w8"]
-                    subprocess.run(cmd, check=True)
+                if part == "warm":  # W3 and W8 are their own runs and records (warm_w3/w8.json)
+                    for flag in ("--w3", "--w8"):
+                        cmd = [sys.executable, "-m", "benchmarks.alignment_warm", flag]
+                        subprocess.run(cmd, check=True)
     text = summary()
     path = os.path.join(RESULTS, "alignment.md")
     with open(path, "w") as f:

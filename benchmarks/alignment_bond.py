@@ -3,7 +3,7 @@
     python -m benchmarks.alignment_bond --seeds 3 --steps 400     # 639 s on 2 shared cores
     python -m benchmarks.alignment_bond --summary                 # rebuild the markdown only
 
-Research notes §6.4, claims B1, B3, B4, B5, B6, on the shared world of ``benchmarks/_alignment.py`` (one
+Research notes §6.4, claims B1-B6, on the shared world of ``benchmarks/_alignment.py`` (one
 pre-trained + SFT'd 2-layer LM, seed 0, is ``pi_ref``). The reward optimised *and* reported is the
 task's gold reward ``r*`` (notes §6.4 allows it "to isolate the distillation claims": no proxy, no
 reward hacking), so ``eval/reward == eval/gold`` here.
@@ -17,6 +17,9 @@ hyperparameter; all seeds of all configs share the seed keys, so configs see com
   and, for B3, with a hard anchor copied every 50 updates (two compiles: the anchor rule is static);
 * ``rl``: REINFORCE / RLOO (2 samples per prompt, leave-one-out baseline, k1 KL in the reward) with
   the SFT anchor, ``beta_RL in {1e-3, 1e-2, 0.1, 1}`` (traced: one compile);
+* ``b2``: iterative BOND (``beta = .5``, anchor copied from the policy every ``B2_PERIOD``
+  updates) with ``n in {2, 4}`` against plain BOND (fixed anchor) with ``N in {8, 16}`` (``N = 4``
+  is b1's ``beta = .5`` run): one compile per config (``n`` is a shape);
 * ``b4``: J-BOND (``n = 2``, ``beta = .5``, EMA anchor) with ``eta in {.01, .02, .05, .1}``
   (``gamma = 0``) and with ``gamma in {0, .5, 1, 2}`` (``eta = .02``): two compiles, each sweep
   value traced;
@@ -59,6 +62,9 @@ BOND_BETAS = (0.0, 0.5, 1.0)
 RL_BETAS = (1e-3, 1e-2, 0.1, 1.0)
 ANCHOR_PERIOD = 50  # hard-anchor copy period of B3 (paper Fig. 5: 50)
 ANCHOR_ETA = 0.02  # J-BOND EMA rate (paper sec. 6)
+B2_PERIOD = 50  # hard-copy period of iterative BOND at this budget (paper: 1000 of many more steps)
+B2_ITERATIVE = (2, 4)  # n of iterative BOND
+B2_FIXED = (8, 16)  # N of non-iterative BOND (plus b1's N = 4)
 B4_ETAS = (0.01, 0.02, 0.05, 0.1)  # J-BOND EMA rates (notes: .01, .05, .1; .02 is the default)
 B4_GAMMAS = (0.0, 0.5, 1.0, 2.0)  # J-BOND weights of gamma KL(pi || pi_anchor) (paper Fig. 6)
 BON_NS = (1, 2, 4, 8, 16)
@@ -70,7 +76,7 @@ TIMING_REPS = 7
 # bound of Best-of-16, the largest N of B6) and the SFT policy's reward (mean of all start rows).
 KL_CAP = math.log(16) - 15 / 16
 
-PARTS = ("b1", "jbond", "rl", "b4", "bon")  # the timed run; "diag" is extra, on request
+PARTS = ("b1", "jbond", "rl", "b2", "b4", "bon")  # the timed run; "diag" is extra, on request
 RECORDS = {part: f"bond_{part}" for part in (*PARTS, "diag")}
 DIAG_LRS = (1e-3, 3e-3, 1e-2)  # diag: BOND beta = .5 learning-rate sweep at batch 32 ...
 DIAG_BATCH = 128  # ... and the paper's batch size (sec. 6) at lr 1e-3
@@ -84,6 +90,10 @@ def _bond_label(beta: float) -> str:
 
 def _rl_label(beta: float) -> str:
     return f"REINFORCE β={beta:g}"
+
+
+def _b2_label(n: int, iterative: bool) -> str:
+    return f"iterative BOND n={n} K={B2_PERIOD}" if iterative else f"BOND N={n} β=0.5"
 
 
 def _eta_label(eta: float) -> str:
@@ -285,6 +295,42 @@ def run_rl(w, reward, seed_keys, args):
     return _beta_sweep(
         w, reward, seed_keys, args, "rl", "REINFORCE", make, RL_BETAS, _rl_label, config
     )
+
+
+def run_b2(w, reward, seed_keys, args):
+    """B2: iterative BOND (hard anchor every B2_PERIOD updates) vs plain BOND with a larger N."""
+    from purerl.alignment import bond, loop
+
+    seeds = seed_keys.shape[0]
+    lc = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
+    evaluate_fn = _evaluate_fn(w, reward)
+    configs = {
+        _b2_label(n, True): bond_config(n=n, beta=0.5, anchor="hard", anchor_period=B2_PERIOD)
+        for n in B2_ITERATIVE
+    }
+    configs.update({_b2_label(n, False): bond_config(n=n, beta=0.5) for n in B2_FIXED})
+    runs, times, cfgs = {}, {}, {}
+    for label, config in configs.items():
+        printer = RowPrinter(label, seeds)
+
+        def train(key, config=config, printer=printer):
+            algo = bond.make(config, w.lm_config, w.task, reward)
+            return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
+
+        metrics, c, r = _run(label, train, seed_keys, (), seeds)
+        runs[label] = metrics
+        times[label] = {"compile_s": c, "run_s": r}
+        cfgs[label] = dataclasses.asdict(config)
+    return {
+        "part": "b2",
+        "runs": runs,
+        "bond_config": cfgs,
+        "loop_config": dataclasses.asdict(lc),
+        "seeds": seeds,
+        "times": times,
+        "compile_s": sum(t["compile_s"] for t in times.values()),
+        "run_s": sum(t["run_s"] for t in times.values()),
+    }
 
 
 def run_b4(w, reward, seed_keys, args):
@@ -675,6 +721,11 @@ def summary() -> str:
             "![KL to BoN over updates](alignment/bond_kl.png)",
             "",
         ]
+    # --- B2 table
+    b2_claim = None
+    if records.get("b2"):
+        b2_lines, b2_claim = _b2(records["b2"], runs)
+        lines += b2_lines
     # --- B4 table
     b4_claim = None
     if records.get("b4") and runs:
@@ -729,7 +780,7 @@ def summary() -> str:
         lines += [""]
     # --- claims
     lines += ["### Claims (notes §6.4)", ""]
-    lines += _claims(runs, b6, bon, r_ref, b4_claim)
+    lines += _claims(runs, b6, bon, r_ref, b4_claim, b2_claim)
     # --- runs and provenance
     lines += [
         "",
@@ -765,6 +816,56 @@ def summary() -> str:
     with open(os.path.join(RESULTS, "alignment_bond.md"), "w") as f:
         f.write(text)
     return text
+
+
+def _b2(rec, runs) -> tuple[list[str], str]:
+    """B2 table and claim: does iterative BOND keep rising while plain BOND plateaus?"""
+    b2 = {k: {m: np.asarray(v, np.float64) for m, v in d.items()} for k, d in rec["runs"].items()}
+    fixed4 = runs.get(_bond_label(0.5))
+    table = {}
+    if fixed4 is not None:
+        table[_b2_label(N_BOND, False) + " (b1)"] = fixed4
+    table.update({k: v for k, v in b2.items() if not k.startswith("iterative")})
+    fixed_labels = list(table)
+    table.update({k: v for k, v in b2.items() if k.startswith("iterative")})
+    updates = next(iter(table.values()))["loop/updates"][0]
+    mid = int(np.argmin(np.abs(updates - updates[-1] / 2)))
+    lines = [
+        f"### B2: iterative BOND (anchor copied every {B2_PERIOD} updates) vs plain BOND",
+        "",
+        f"β = 0.5, k = {K_TRAIN}, {rec['seeds']} seeds; second-half gain = reward at update "
+        f"{int(updates[-1])} minus reward at update {int(updates[mid])} (paired over seeds). "
+        "Mean ± 95% CI over seeds.",
+        "",
+        "| config | reward at " + " / ".join(str(int(u)) for u in updates[1::2]) + " | final "
+        "KL(π‖π_ref) | second-half gain |",
+        "|---|---|---|---|",
+    ]
+    gain = {}
+    for label, d in table.items():
+        g = d["eval/reward"][:, -1] - d["eval/reward"][:, mid]
+        gain[label] = float(g.mean())
+        curve = " / ".join(f"{x:.3f}" for x in d["eval/reward"].mean(0)[1::2])
+        lines.append(
+            f"| {label} | {curve} | {_pm(*_ci(d['eval/kl_sft'][:, -1]))} | {_pm(*_ci(g))} |"
+        )
+    lines.append("")
+    iter_labels = [k for k in table if k not in fixed_labels]
+    keeps_rising = all(
+        gain[i] > 0 and gain[i] > max(gain[f] for f in fixed_labels) for i in iter_labels
+    )
+    fixed_gains = [gain[f] for f in fixed_labels]
+    earlier = bool(np.all(np.diff(fixed_gains) > 0))  # smaller N plateaus earlier: smaller gain
+    checks = [keeps_rising, earlier]
+    verdict = "PASS" if all(checks) else ("partial" if any(checks) else "FAIL")
+    claim = (
+        f"* **B2 (iterative BOND keeps improving, plain BOND plateaus, earlier for smaller N): "
+        f"{verdict} (on the seed means).** Second-half reward gain: "
+        + ", ".join(f"{k} {gain[k]:+.3f}" for k in table)
+        + f". Iterative above every plain BOND and rising: {keeps_rising}; plain BOND's gain "
+        f"grows with N: {earlier}."
+    )
+    return lines, claim
 
 
 def _b4(rec, r_ref) -> tuple[list[str], str]:
@@ -826,7 +927,7 @@ def _b4(rec, r_ref) -> tuple[list[str], str]:
     return lines, claim
 
 
-def _claims(runs, b6, bon, r_ref, b4_claim=None) -> list[str]:
+def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
     out = []
     fin_kl = lambda d: float(d["eval/kl_sft"][:, -1].mean())  # noqa: E731
     fin_bon_kl = lambda d: float(np.mean(d["eval/kl_bon_ref"]))  # noqa: E731
@@ -895,6 +996,7 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None) -> list[str]:
         )
     else:
         out.append("* **B1**: not run.")
+    out.append(b2_claim or "* **B2**: not run.")
     # B3
     ema, hard = runs.get(JBOND_EMA), runs.get(JBOND_HARD)
     if ema is not None and hard is not None:
@@ -1029,6 +1131,8 @@ def main() -> None:
                 rec = run_jbond(w, reward, seed_keys, args)
             elif part == "rl":
                 rec = run_rl(w, reward, seed_keys, args)
+            elif part == "b2":
+                rec = run_b2(w, reward, seed_keys, args)
             elif part == "b4":
                 rec = run_b4(w, reward, seed_keys, args)
             elif part == "bon":

@@ -2,6 +2,7 @@
 
     python -m benchmarks.alignment_warm --seeds 5 --rl-steps 600
     python -m benchmarks.alignment_warm --w8 --seeds 5 --rl-steps 600   # W8 only (its own record)
+    python -m benchmarks.alignment_warm --w3 --seeds 5                  # W3 only (its own record)
     python -m benchmarks.alignment_warm --summary   # print the section rebuilt from the records
 
 Two experiments on the shared world of :mod:`benchmarks._alignment` (one pre-trained + SFT'd LM):
@@ -36,7 +37,16 @@ Two experiments on the shared world of :mod:`benchmarks._alignment` (one pre-tra
   retrained per seed as above: which ``beta`` gives the best final (and peak) gold reward for each
   proxy (W8: lower with WARM).
 
-Records: ``results/alignment/warm_accuracy.json``, ``warm_w8.json`` and ``results/alignment/warm_rl.json`` (per-seed
+* ``w3`` (``--w3``, run on its own) -- pairs of reward models of growing diversity (WARM Fig. 3
+  a -> d), each type adding to the previous one: ``steps`` = one run at 250 and 500 updates (one
+  learning rate, no dropout, one data order: the 250-update model *is* the 500-update run's
+  checkpoint, ``minibatches`` being prefix-stable); ``order`` = two runs with different data
+  orders; ``lr`` = and learning rates 1e-3 vs 4e-4; ``baklava`` = and different SFT inits (the
+  SFT run's checkpoints at 200 and 400 updates). For each pair: accuracy at the weight midpoint
+  minus the mean of the two ends (``warm.interpolation_curve`` at lambda = .5) on the ID and
+  shifted sets, at 0% and 25% flipped labels.
+
+Records: ``results/alignment/warm_accuracy.json``, ``warm_w8.json``, ``warm_w3.json`` and ``results/alignment/warm_rl.json`` (per-seed
 values); the section goes to ``results/alignment_warm.md`` with the plots
 ``results/alignment/warm_bon.png`` and ``results/alignment/warm_rl.png``. ``--summary`` only
 rebuilds the markdown (and the plots) from the records and prints it; ``benchmarks/alignment.py``
@@ -65,6 +75,8 @@ RL_BATCH = 32  # prompts per update
 RL_SAMPLES = 2  # responses per prompt (RLOO baseline)
 EVAL_EVERY = 50
 W8_BETAS = (0.001, 0.003, 0.01)  # W8 sweep of the KL coefficient (notes §6.2)
+W3_TYPES = ("steps", "order", "lr", "baklava")  # increasing diversity (WARM Fig. 3 a -> d)
+W3_BAKLAVA = (200, 400)  # SFT checkpoints of the Baklava pair
 EVAL_PROMPTS = 256
 DROP = 0.1  # "hacked" = gold below its peak by this much
 MD = os.path.join(RESULTS, "alignment_warm.md")
@@ -365,6 +377,120 @@ def run_w8(w, seeds: int, steps: int, start: float) -> dict:
     }
 
 
+def run_w3(w, seeds: int, start: float) -> dict:
+    """W3: the midpoint gain ``Acc(WA_.5) - diag_.5`` for pairs of growing diversity."""
+    import dataclasses
+
+    import jax
+
+    from purerl.alignment import warm
+
+    base = dataclasses.replace(
+        _alignment.warm_config(w),
+        num_members=2,
+        learning_rates=(1e-3,),
+        dropout_rates=(0.0,),
+        shared_data_order=True,
+    )
+    half = dataclasses.replace(base, num_members=1, steps=base.steps // 2)
+    configs = {
+        "order": dataclasses.replace(base, shared_data_order=False),
+        "lr": dataclasses.replace(base, shared_data_order=False, learning_rates=(1e-3, 4e-4)),
+    }
+    configs["baklava"] = configs["lr"]
+    full = dataclasses.replace(half, steps=base.steps)
+
+    def fit(key, init, prefs, config):
+        return warm.train_reward_models(key, init, prefs, config).params
+
+    baklava_init = _alignment.sft_checkpoints(w, W3_BAKLAVA)
+    gaps: dict = {}
+    t0 = time.perf_counter()
+    for noise in NOISES:
+        nk = _nkey(noise)
+        gaps[nk] = {t: {"in_distribution": [], "shifted": [], "wa_minus_ens": []} for t in W3_TYPES}
+        for seed in range(seeds):
+            prefs, eval_sets = _alignment.preferences(w, noise, seed)
+            key = jax.random.fold_in(jax.random.key(6000 + seed), int(round(noise * 100)))
+            pairs = {}
+            pairs["steps"] = (
+                _alignment.member(fit(key, w.sft, prefs, half), 0),
+                _alignment.member(fit(key, w.sft, prefs, full), 0),
+            )
+            for t in ("order", "lr"):
+                run = fit(key, w.sft, prefs, configs[t])
+                pairs[t] = (_alignment.member(run, 0), _alignment.member(run, 1))
+            run = fit(key, baklava_init, prefs, configs["baklava"])
+            pairs["baklava"] = (_alignment.member(run, 0), _alignment.member(run, 1))
+            for t, (a, b) in pairs.items():
+                for split in ("in_distribution", "shifted"):
+                    c = warm.interpolation_curve(
+                        w.lm_config, a, b, np.asarray([0.5]), eval_sets[split]
+                    )
+                    gaps[nk][t][split].append(100.0 * float(c["wa"][0] - c["diagonal"][0]))
+                    if split == "shifted":
+                        gaps[nk][t]["wa_minus_ens"].append(100.0 * float(c["wa"][0] - c["ens"][0]))
+            _log(
+                start,
+                f"w3 noise={noise:.2f} seed={seed}: shifted gap (pt) "
+                + ", ".join(f"{t} {gaps[nk][t]['shifted'][-1]:+.2f}" for t in W3_TYPES),
+            )
+    return {
+        "seeds": seeds,
+        "noises": list(NOISES),
+        "types": list(W3_TYPES),
+        "steps": base.steps,
+        "baklava_sft_steps": list(W3_BAKLAVA),
+        "gaps_pt": gaps,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _w3_section(rec: dict, claims: list[str]) -> list[str]:
+    types = rec["types"]
+    desc = {
+        "steps": f"one run at {rec['steps'] // 2} and {rec['steps']} updates",
+        "order": "+ different data orders",
+        "lr": "+ learning rates 1e-3 vs 4e-4",
+        "baklava": f"+ SFT inits at {rec['baklava_sft_steps'][0]} vs {rec['baklava_sft_steps'][1]} updates",
+    }
+    lines = [
+        "### W3: midpoint gain vs the diversity of the pair (Fig. 3)",
+        "",
+        f"Pairs of reward models (no dropout), each type adding a source of diversity to the "
+        f"previous one; accuracy of the weight midpoint minus the mean accuracy of the two ends "
+        f"(`interpolation_curve` at λ = .5), in points, {rec['seeds']} seeds, mean ± 95% CI.",
+        "",
+        "| labels | pair type | ID gap | shifted gap | shifted WA − ENS |",
+        "|---|---|---|---|---|",
+    ]
+    checks, notes = [], []
+    for nk in (_nkey(n) for n in rec["noises"]):
+        means = []
+        for t in types:
+            g = rec["gaps_pt"][nk][t]
+            means.append(float(np.mean(g["shifted"])))
+            lines.append(
+                f"| {'clean' if nk == '0' else nk + '% flipped'} | {t}: {desc[t]} | "
+                f"{_f(g['in_distribution'], 2)} | {_f(g['shifted'], 2)} | {_f(g['wa_minus_ens'], 2)} |"
+            )
+        rho = float(np.corrcoef(np.arange(len(types)), np.argsort(np.argsort(means)))[0, 1])
+        checks.append(rho >= 0.8 - 1e-9)  # rank correlations are multiples of 0.1 here
+        notes.append(
+            f"{'clean' if nk == '0' else nk + '% flipped'}: shifted gaps "
+            + ", ".join(f"{t} {m:+.2f}" for t, m in zip(types, means, strict=True))
+            + f" (Spearman with the diversity rank {rho:+.2f})"
+        )
+    lines.append("")
+    claims.append(
+        f"- **W3 (the midpoint gain grows with diversity, Fig. 3): {_verdict(checks)}** (seed "
+        "means; criterion: Spearman ≥ 0.8 between the diversity rank and the shifted-set gap). "
+        + "; ".join(notes)
+        + "."
+    )
+    return lines
+
+
 def _w8_section(rec: dict, claims: list[str]) -> list[str]:
     betas = rec["betas"]
     lines = [
@@ -605,19 +731,29 @@ def summary() -> str:
         lines += _accuracy_section(acc_rec, claims)
     if rl_rec is not None:
         lines += _rl_section(rl_rec, claims)
+    w3_rec = _alignment.read_record("warm_w3")
+    if w3_rec is not None:
+        lines += _w3_section(w3_rec, claims)
     w8_rec = _alignment.read_record("warm_w8")
     if w8_rec is not None:
         lines += _w8_section(w8_rec, claims)
     lines += ["### Claims (research notes alignment.md §6.2)", "", *claims, ""]
     lines += [
-        "Not measured here: W3 (gain grows with diversity, pair types)"
-        + ("" if w8_rec is not None else ", W8 (the best KL coefficient is lower with WARM)")
-        + ", and the W5 sub-criterion 'win rate of WARM-BoN vs SFT' (`best_of_n_gold` reports "
+        "Not measured here: "
+        + ("" if w3_rec is not None else "W3 (gain grows with diversity, pair types), ")
+        + ("" if w8_rec is not None else "W8 (the best KL coefficient is lower with WARM), ")
+        + "the W5 sub-criterion 'win rate of WARM-BoN vs SFT' (`best_of_n_gold` reports "
         "means only).",
         "",
     ]
     lines += ["### Provenance", ""]
-    for name, rec in (("warm_accuracy", acc_rec), ("warm_rl", rl_rec), ("warm_w8", w8_rec)):
+    named = (
+        ("warm_accuracy", acc_rec),
+        ("warm_rl", rl_rec),
+        ("warm_w3", w3_rec),
+        ("warm_w8", w8_rec),
+    )
+    for name, rec in named:
         if rec is not None:
             lines += [f"`{name}`:", "", rec["provenance"].rstrip(), ""]
     return "\n".join(lines) + "\n"
@@ -999,8 +1135,16 @@ def main() -> None:
     parser.add_argument("--no-ens", action="store_true", help="skip the ENS-proxy RL runs")
     parser.add_argument("--summary", action="store_true", help="only print the section")
     parser.add_argument("--w8", action="store_true", help="run only the W8 beta sweep")
+    parser.add_argument("--w3", action="store_true", help="run only the W3 diversity pairs")
     args = parser.parse_args()
-    if args.w8 and not args.summary:
+    if args.w3 and not args.summary:
+        start = time.perf_counter()
+        w = _alignment.world()
+        rec = run_w3(w, args.seeds, start)
+        rec["total_seconds"] = time.perf_counter() - start
+        _alignment.write_record("warm_w3", rec)
+        _log(start, "done")
+    elif args.w8 and not args.summary:
         if args.rl_steps % EVAL_EVERY:
             parser.error(f"--rl-steps must be a multiple of {EVAL_EVERY}")
         start = time.perf_counter()
