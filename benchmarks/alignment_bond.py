@@ -837,7 +837,7 @@ def _b2(rec, runs) -> tuple[list[str], str]:
         f"{int(updates[-1])} minus reward at update {int(updates[mid])} (paired over seeds). "
         "Mean ± 95% CI over seeds.",
         "",
-        "| config | reward at " + " / ".join(str(int(u)) for u in updates[1::2]) + " | final "
+        "| config | reward at " + " / ".join(str(int(u)) for u in updates[2::2]) + " | final "
         "KL(π‖π_ref) | second-half gain |",
         "|---|---|---|---|",
     ]
@@ -845,7 +845,7 @@ def _b2(rec, runs) -> tuple[list[str], str]:
     for label, d in table.items():
         g = d["eval/reward"][:, -1] - d["eval/reward"][:, mid]
         gain[label] = float(g.mean())
-        curve = " / ".join(f"{x:.3f}" for x in d["eval/reward"].mean(0)[1::2])
+        curve = " / ".join(f"{x:.3f}" for x in d["eval/reward"].mean(0)[2::2])
         lines.append(
             f"| {label} | {curve} | {_pm(*_ci(d['eval/kl_sft'][:, -1]))} | {_pm(*_ci(g))} |"
         )
