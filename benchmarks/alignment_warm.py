@@ -737,6 +737,7 @@ def summary() -> str:
     w8_rec = _alignment.read_record("warm_w8")
     if w8_rec is not None:
         lines += _w8_section(w8_rec, claims)
+    claims.sort(key=lambda c: c[c.index("W") :])  # W1 .. W8, whichever section made each
     lines += ["### Claims (research notes alignment.md §6.2)", "", *claims, ""]
     lines += [
         "Not measured here: "
