@@ -1138,33 +1138,24 @@ def main() -> None:
     parser.add_argument("--w8", action="store_true", help="run only the W8 beta sweep")
     parser.add_argument("--w3", action="store_true", help="run only the W3 diversity pairs")
     args = parser.parse_args()
-    if args.w3 and not args.summary:
-        start = time.perf_counter()
-        w = _alignment.world()
-        rec = run_w3(w, args.seeds, start)
-        rec["total_seconds"] = time.perf_counter() - start
-        _alignment.write_record("warm_w3", rec)
-        _log(start, "done")
-    elif args.w8 and not args.summary:
-        if args.rl_steps % EVAL_EVERY:
-            parser.error(f"--rl-steps must be a multiple of {EVAL_EVERY}")
-        start = time.perf_counter()
-        w = _alignment.world()
-        rec = run_w8(w, args.seeds, args.rl_steps, start)
-        rec["total_seconds"] = time.perf_counter() - start
-        _alignment.write_record("warm_w8", rec)
-        _log(start, "done")
-    elif not args.summary:
+    if not args.summary:
         if args.rl_steps % EVAL_EVERY:
             parser.error(f"--rl-steps must be a multiple of {EVAL_EVERY}")
         start = time.perf_counter()
         w = _alignment.world()
         _log(start, f"world built in {w.seconds:.0f} s")
-        acc_rec, clean = run_accuracy(w, args.seeds, start)
-        _alignment.write_record("warm_accuracy", acc_rec)
-        rl_rec = run_rl(w, clean, args.seeds, args.rl_steps, not args.no_ens, start)
-        rl_rec["total_seconds"] = time.perf_counter() - start
-        _alignment.write_record("warm_rl", rl_rec)
+        if args.w3:
+            records = {"warm_w3": run_w3(w, args.seeds, start)}
+        elif args.w8:
+            records = {"warm_w8": run_w8(w, args.seeds, args.rl_steps, start)}
+        else:
+            acc_rec, clean = run_accuracy(w, args.seeds, start)
+            _alignment.write_record("warm_accuracy", acc_rec)
+            rl_rec = run_rl(w, clean, args.seeds, args.rl_steps, not args.no_ens, start)
+            records = {"warm_rl": rl_rec}
+        for name, rec in records.items():
+            rec["total_seconds"] = time.perf_counter() - start
+            _alignment.write_record(name, rec)
         _log(start, "done")
     text = summary()
     if not args.summary:
