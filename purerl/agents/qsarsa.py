@@ -36,7 +36,7 @@ import optax
 
 from purerl.agents import td3, td3_bc
 from purerl.core import networks, validation
-from purerl.core.tree import polyak
+from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
 
 LOOP = "offline"  # which loop trains this agent (purerl.loops.offline)
@@ -437,8 +437,8 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
             updates, opt_state = actor_opt.update(grads, opt_state)
             actor_params = optax.apply_updates(actor_params, updates)
             target = target._replace(
-                actor=polyak(target.actor, actor_params, config.tau),
-                critic=polyak(target.critic, critic_params, config.tau),
+                actor=lerp(target.actor, actor_params, config.tau),
+                critic=lerp(target.critic, critic_params, config.tau),
             )
             return actor_params, target, opt_state, new_metrics
 
@@ -473,7 +473,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
         )
         updates, sarsa_opt_state = sarsa_opt.update(grads, state.sarsa_opt)
         sarsa_params = optax.apply_updates(state.params.sarsa, updates)
-        sarsa_target_params = polyak(state.target.sarsa, sarsa_params, config.sarsa_tau)
+        sarsa_target_params = lerp(state.target.sarsa, sarsa_params, config.sarsa_tau)
         sarsa_step = state.sarsa_step + 1
 
         # 2. TD3 / TD3+BC with the regularisers, against the freshly updated Q_sarsa.

@@ -13,7 +13,7 @@ Pseudocode (paper, Algorithm 1, one gradient step) -> functions:
   ``a ~ pi(.|s)`` reparameterized (sec. 4.2, 6), with the critic just updated -> :func:`actor_loss`
 * ``alpha <- alpha - lambda grad J(alpha)``, ``J = E [-alpha (log pi(a|s) + H_bar)]`` (eq. 18),
   descended in ``log alpha`` with the policy just updated -> :func:`temperature_loss`
-* ``theta'_i <- tau theta_i + (1 - tau) theta'_i`` -> :func:`update` (``purerl.core.tree.polyak``)
+* ``theta'_i <- tau theta_i + (1 - tau) theta'_i`` -> :func:`update` (``purerl.core.tree.lerp``)
 * acting: ``a ~ pi(.|s)``; deterministic (evaluation) ``a = tanh(mean)`` -> ``act``.
 
 Truncation: ``d`` is ``terminated`` only; time-limit truncations bootstrap from ``next_obs`` (the
@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from purerl.core import networks, validation
-from purerl.core.tree import polyak
+from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
 
 LOOP = "online"  # which loop trains this agent (purerl.loops.online)
@@ -292,7 +292,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
         else:
             alpha_opt_state = state.alpha_opt
 
-        target_critic = polyak(state.target_critic, params.critic, config.tau)
+        target_critic = lerp(state.target_critic, params.critic, config.tau)
         metrics = {
             **c_metrics,
             **a_metrics,

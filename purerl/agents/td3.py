@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from purerl.core import networks, validation
-from purerl.core.tree import polyak
+from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
 
 LOOP = "online"  # which loop trains this agent (purerl.loops.online)
@@ -169,7 +169,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
             )
             updates, opt_state = actor_opt.update(grads, opt_state)
             params = params._replace(actor=optax.apply_updates(params.actor, updates))
-            return params, polyak(target, params, config.tau), opt_state, a_metrics["loss/actor"]
+            return params, lerp(target, params, config.tau), opt_state, a_metrics["loss/actor"]
 
         def skip(operand):
             params, target, opt_state = operand

@@ -26,7 +26,7 @@ import optax
 
 from purerl.agents import td3
 from purerl.core import networks, validation
-from purerl.core.tree import polyak
+from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
 
 LOOP = "offline"  # which loop trains this agent (purerl.loops.offline)
@@ -190,7 +190,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
             )
             updates, opt_state = actor_opt.update(grads, opt_state)
             params = params._replace(actor=optax.apply_updates(params.actor, updates))
-            return params, polyak(target, params, config.tau), opt_state, a_metrics
+            return params, lerp(target, params, config.tau), opt_state, a_metrics
 
         def skip(operand):
             return operand

@@ -44,7 +44,7 @@ import optax
 
 from purerl.agents import td3
 from purerl.core import networks, validation
-from purerl.core.tree import polyak
+from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
 
 LOOP = "offline"  # which loop trains this agent (purerl.loops.offline)
@@ -483,7 +483,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
             updates, opt_state = actor_opt.update(grads, opt_state)
             params = params._replace(actor=optax.apply_updates(params.actor, updates))
             online = td3.Params(actor=params.actor, critic=params.critic)
-            return params, polyak(target, online, config.tau), opt_state, a_metrics
+            return params, lerp(target, online, config.tau), opt_state, a_metrics
 
         def skip(operand):
             params, target, opt_state = operand

@@ -1,43 +1,148 @@
-"""The few types every algorithm, env and loop in purerl speaks.
+"""The few types every algorithm, rewarder, env and loop in purerl speaks.
 
-An algorithm is four pure functions (see docs/design.md):
+An algorithm is four pure functions, a rewarder three (see docs/design.md):
 
     algo = td3.make(td3.Config(), spec)
     state = algo.init(key, spec)
     action, extras = algo.act(state, obs, key, deterministic=False)
     loss, metrics = algo.loss(params, state, batch, key)
     state, metrics = algo.update(state, batch)          # a lax.scan body
+
+    rewarder = pwil.make_rewarder(config, spec, demos)  # any Rewarder
+    r_state = rewarder.init(key, spec)
+    r_state, reward, metrics = rewarder.reward(r_state, transition)   # per env step, [B]
+    r_state, metrics = rewarder.update(r_state, batch)                # learned rewarders only
+
+The callables are typed as :class:`typing.Protocol`s so that a type checker (and a reader) sees the
+exact signature each slot must have; at run time they are plain functions.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 
 Metrics = dict[str, jax.Array]
 """Flat metric dicts with ``"group/name"`` keys, e.g. ``{"loss/critic": ..., "q/mean": ...}``."""
 
+State = Any
+"""An algorithm's or rewarder's state: one NamedTuple per algorithm holding everything that changes
+(parameters, optimizer states, targets, the PRNG key, step counters)."""
+
+Batch = Any
+"""What ``update`` consumes: a :class:`Transition` with leaves ``[B, ...]`` (off-policy and offline
+agents), ``[B, n, ...]`` (n-step windows), ``[T, E, ...]`` (on-policy rollouts), or a method's own
+NamedTuple (the alignment methods' prompt batches ``[B, prompt_len]``)."""
+
+
+class InitFn(Protocol):
+    """``init(key, spec, *args) -> State``.
+
+    ``key`` is a PRNG key (``jax.random.key``); ``spec`` the :class:`EnvSpec` (or, for the
+    alignment methods, the method's model config). Methods that start from a pretrained model take it
+    as extra positional arguments (e.g. ``warp.init(key, spec, sft_params)``; each module's ``make``
+    docstring says which). The returned state is a pytree of arrays only, so it vmaps over seeds.
+    """
+
+    def __call__(self, key: jax.Array, spec: Any, *args: Any) -> State: ...
+
+
+class ActFn(Protocol):
+    """``act(state, obs, key, deterministic=False) -> (action, extras)``.
+
+    ``obs`` is one observation ``[*obs_shape]`` or a batch ``[B, *obs_shape]``; ``action`` has the
+    same leading axes with ``[*action_shape]`` (continuous, in ``[-1, 1]``) or ``[]`` int32
+    (discrete). ``extras`` is a dict of per-step arrays the loop may store (e.g. PPO's log-prob and
+    value ``[B]``); ``{}`` for most agents.
+    """
+
+    def __call__(
+        self, state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False
+    ) -> tuple[jax.Array, dict[str, jax.Array]]: ...
+
+
+class LossFn(Protocol):
+    """``loss(params, state, batch, key) -> (scalar, metrics)``: the objective ``update`` descends,
+    evaluated at ``params`` (for actor-critic methods, the sum of the per-network losses that
+    ``update`` differentiates one network at a time, in the paper's order)."""
+
+    def __call__(
+        self, params: Any, state: State, batch: Batch, key: jax.Array
+    ) -> tuple[jax.Array, Metrics]: ...
+
+
+class UpdateFn(Protocol):
+    """``update(state, batch) -> (state, metrics)``; exactly a ``jax.lax.scan`` body: the new state
+    has the structure, shapes and dtypes of the old one, and metrics are scalars."""
+
+    def __call__(self, state: State, batch: Batch) -> tuple[State, Metrics]: ...
+
 
 class Algorithm(NamedTuple):
     """Four pure functions that make an algorithm; all jit-, vmap- and scan-compatible.
 
+    Every registry (``purerl.agents.REGISTRY``, ``purerl.alignment.REGISTRY``) hands out modules whose
+    ``make(config, spec, ...)`` returns one of these; ``tests/test_contract.py`` checks each of them
+    (one trace for many updates, state structure kept, finite metrics, vmap over seeds == a loop).
+
     Attributes:
-      init: ``init(key, spec) -> State``.
-      act: ``act(state, obs, key, deterministic=False) -> (action, extras)``; ``obs`` is one
-        observation or a batch ``[B, *obs_shape]``.
-      loss: ``loss(params, state, batch, key) -> (scalar, metrics)``: the objective that ``update``
-        descends, evaluated at ``params`` (for actor-critic methods, the sum of the per-network losses
-        that ``update`` differentiates one network at a time, in the paper's order).
-      update: ``update(state, batch) -> (state, metrics)``; exactly a ``jax.lax.scan`` body.
+      init: :class:`InitFn`, ``init(key, spec, *args) -> State``.
+      act: :class:`ActFn`, ``act(state, obs, key, deterministic=False) -> (action, extras)``.
+      loss: :class:`LossFn`, ``loss(params, state, batch, key) -> (scalar, metrics)``.
+      update: :class:`UpdateFn`, ``update(state, batch) -> (state, metrics)``.
     """
 
-    init: Callable[..., Any]
-    act: Callable[..., tuple[jax.Array, dict]]
-    loss: Callable[..., tuple[jax.Array, Metrics]]
-    update: Callable[..., tuple[Any, Metrics]]
+    init: InitFn
+    act: ActFn
+    loss: LossFn
+    update: UpdateFn
+
+
+class RewardFn(Protocol):
+    """``reward(state, transition) -> (state, reward, metrics)``.
+
+    ``transition`` is a :class:`Transition` with leaves ``[B, ...]`` (one env step of ``B`` envs, or
+    a batch of stored transitions); ``reward`` is ``[B]`` float32. The state is returned because some
+    rewarders change within an episode (PWIL's remaining expert weights); fixed ones return it
+    unchanged. Episode boundaries are read from ``transition.terminated``/``truncated``.
+    """
+
+    def __call__(self, state: State, transition: Transition) -> tuple[State, jax.Array, Metrics]: ...
+
+
+class RewarderUpdateFn(Protocol):
+    """``update(state, batch) -> (state, metrics)`` for learned rewarders (a GAIL discriminator step,
+    a CVAE step); the identity for fixed ones. A ``jax.lax.scan`` body, like :class:`UpdateFn`."""
+
+    def __call__(self, state: State, batch: Batch) -> tuple[State, Metrics]: ...
+
+
+class Rewarder(NamedTuple):
+    """A reward, bonus or cost as three pure functions (PWIL, GAIL/DAC, the TD3-CVAE
+    anti-exploration bonus, learned intrinsic bonuses).
+
+    Loops take ``rewarder=`` (``make_train(..., rewarder=...)``), an env wrapper
+    (``purerl.envs.wrappers.with_rewarder``) gives it to users with their own loop, and
+    ``purerl.datasets.relabel(dataset, rewarder, ...)`` relabels offline data.
+
+    Attributes:
+      init: :class:`InitFn`, ``init(key, spec, *args) -> State``.
+      reward: :class:`RewardFn`, ``reward(state, transition) -> (state, reward [B], metrics)``.
+      update: :class:`RewarderUpdateFn`, ``update(state, batch) -> (state, metrics)``.
+    """
+
+    init: InitFn
+    reward: RewardFn
+    update: RewarderUpdateFn
+
+
+def fixed_update(state: State, batch: Batch) -> tuple[State, Metrics]:
+    """The ``update`` of a rewarder that learns nothing: returns ``state`` unchanged, no metrics."""
+    del batch
+    return state, {}
 
 
 class Network(NamedTuple):
