@@ -371,7 +371,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_train_offline(args: argparse.Namespace) -> int:
     import jax
 
-    from purerl import datasets, envs
+    from purerl import envs, experts
     from purerl.loops import common, offline, plots, writers
 
     module = _get_agent(args.agent)
@@ -390,12 +390,10 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
     if getattr(agent_config, "n_step", 1) != 1:
         raise UsageError(f"offline training samples single transitions; set {args.agent} n_step=1")
 
-    kwargs = (
-        {}
-        if args.dataset.endswith((".npz", ".hdf5", ".h5"))
-        else {"seed": args.dataset_seed, "progress": not args.no_progress}
+    # A file or a registry name (generated on first use); --dataset-seed is for names only.
+    dataset = experts.load_or_generate(
+        args.dataset, seed=args.dataset_seed, progress=not args.no_progress
     )
-    dataset = datasets.load(args.dataset, **kwargs)
     meta = dataset.metadata
     env_name = args.env or meta.get("env")
     if env_name is None:
@@ -499,16 +497,16 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 def _expert_for(args: argparse.Namespace):
     """The expert named by --expert DIR, else the cached expert of --env (trained if missing)."""
-    from purerl.datasets import generate, registry
+    from purerl import experts
 
     if args.expert:
-        return generate.load_expert(args.expert)
-    if args.env not in generate.PRESETS:
+        return experts.load_expert(args.expert)
+    if args.env not in experts.PRESETS:
         raise UsageError(
-            f"no expert preset for env {args.env!r}; presets: {', '.join(sorted(generate.PRESETS))}"
+            f"no expert preset for env {args.env!r}; presets: {', '.join(sorted(experts.PRESETS))}"
             " (or pass --expert DIR)"
         )
-    return registry.get_expert(
+    return experts.get_expert(
         args.env,
         args.seed,
         args.backend,
@@ -540,18 +538,19 @@ def _print_expert(info: dict, path: str) -> None:
 
 
 def cmd_generate_expert(args: argparse.Namespace) -> int:
-    from purerl.datasets import generate, registry
+    from purerl import experts
+    from purerl.datasets import registry
 
-    if args.env not in generate.PRESETS:
+    if args.env not in experts.PRESETS:
         raise UsageError(
-            f"no expert preset for env {args.env!r}; presets: {', '.join(sorted(generate.PRESETS))}"
+            f"no expert preset for env {args.env!r}; presets: {', '.join(sorted(experts.PRESETS))}"
         )
     path = args.out or registry.expert_dir(args.env, args.seed, args.backend, args.cache)
     if os.path.exists(os.path.join(path, "expert.json")) and not args.force:
-        info = generate.load_expert(path).info
+        info = experts.load_expert(path).info
         print(f"an expert exists in {path} (use --force to train again)")
     else:
-        info = generate.train_expert(
+        info = experts.train_expert(
             args.env, path, args.seed, args.backend, progress=not args.no_progress, overwrite=True
         )
     _print_expert(info, path)
@@ -566,10 +565,11 @@ def _write(ds, out: str) -> None:
 
 
 def cmd_generate_dataset(args: argparse.Namespace) -> int:
-    from purerl.datasets import generate, registry
+    from purerl import experts
+    from purerl.datasets import registry
 
-    if args.level not in generate.LEVELS:
-        raise UsageError(f"unknown --level {args.level!r}; levels: {', '.join(generate.LEVELS)}")
+    if args.level not in experts.LEVELS:
+        raise UsageError(f"unknown --level {args.level!r}; levels: {', '.join(experts.LEVELS)}")
     if args.size is not None and args.size < 1:
         raise UsageError(f"--size must be >= 1, got {args.size}")
     start = time.perf_counter()
@@ -583,6 +583,7 @@ def cmd_generate_dataset(args: argparse.Namespace) -> int:
             regenerate=args.force,
             check_versions=not args.ignore_versions,
             progress=not args.no_progress,
+            generator=experts.generate_named,
         )
         where = registry.dataset_path(
             f"{args.env}-{args.level}", args.seed, args.backend, args.cache, args.size
@@ -592,7 +593,7 @@ def cmd_generate_dataset(args: argparse.Namespace) -> int:
         size = args.size
         if size is None and args.level != "medium-replay":
             size = registry.DEFAULT_SIZES[args.level]
-        ds = generate.generate_dataset(expert, args.level, size, args.seed)
+        ds = experts.generate_dataset(expert, args.level, size, args.seed)
         where = args.out or f"{args.env}-{args.level}.npz"
         _write(ds, where)
     meta = ds.metadata
@@ -607,14 +608,14 @@ def cmd_generate_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_generate_demos(args: argparse.Namespace) -> int:
-    from purerl.datasets import generate
+    from purerl import experts
 
     if args.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {args.episodes}")
     if args.subsample < 1:
         raise UsageError(f"--subsample must be >= 1, got {args.subsample}")
     expert = _expert_for(args)
-    ds = generate.generate_demos(
+    ds = experts.generate_demos(
         expert, args.episodes, args.seed, args.subsample, deterministic=not args.stochastic
     )
     out = args.out or f"{args.env}-demos-{args.episodes}.npz"
@@ -1062,7 +1063,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     off = sub.add_parser("train-offline", help="train an agent on a dataset over several seeds")
     off.add_argument("agent", help="agent name (see 'purerl agents'): bc, td3, td3_bc, ...")
-    off.add_argument("--dataset", required=True, help="registry name (halfcheetah-medium) or file")
+    off.add_argument(
+        "--dataset",
+        required=True,
+        help="registry name (halfcheetah-medium; generated on first use) or file (.npz, .hdf5)",
+    )
     off.add_argument("--seeds", type=int, default=1, help="number of seeds, run in one vmap")
     off.add_argument("--steps", type=int, required=True, help="gradient updates per seed")
     off.add_argument("--out", required=True, help="output directory")
@@ -1074,7 +1079,9 @@ def build_parser() -> argparse.ArgumentParser:
     off.add_argument("--backend", default=None, help="brax backend (default: the dataset's)")
     off.add_argument("--eval-every", type=int, default=None, help="updates between evaluations")
     off.add_argument("--seed", type=int, default=0, help="base PRNG seed of the runs")
-    off.add_argument("--dataset-seed", type=int, default=0, help="seed of a named dataset")
+    off.add_argument(
+        "--dataset-seed", type=int, default=None, help="seed of a named dataset (default 0)"
+    )
     off.add_argument("--no-progress", action="store_true", help="no progress bar")
     off.set_defaults(func=cmd_train_offline)
 

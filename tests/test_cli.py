@@ -208,3 +208,53 @@ def test_missing_logging_package_fails_before_training(tmp_path, capsys, monkeyp
     assert cli.main([*argv, "--wandb", "myproject"]) == 2
     assert "pip install purerl[wandb]" in _error_line(capsys)
     assert not (tmp_path / "metrics.csv").exists()
+
+
+def _point_mass_dataset(n: int = 400):
+    """Random point_mass transitions (obs 4, action 2), episodes of 100 steps."""
+    from purerl.datasets import validate
+
+    rng = np.random.default_rng(0)
+    timeouts = np.zeros(n, bool)
+    timeouts[99::100] = True
+    arrays = {
+        "observations": rng.normal(size=(n, 4)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+        "rewards": rng.normal(size=n).astype(np.float32),
+        "next_observations": rng.normal(size=(n, 4)).astype(np.float32),
+        "terminals": np.zeros(n, bool),
+        "timeouts": timeouts,
+    }
+    return validate(arrays, {"env": "point_mass", "max_episode_steps": 100})
+
+
+def test_train_offline_dataset_path_without_suffix(tmp_path, capsys, monkeypatch):
+    # Bug (issue 12): `--dataset runs/mydata` died with an uncaught TypeError (the CLI passed the
+    # named-dataset keywords seed/progress to the file reader for anything without a suffix).
+    from purerl.datasets import io
+
+    def fake_run_seeds(train, key, num_seeds, shard=True, check=True, args=()):
+        (data,) = args  # the loaded dataset, on device; training itself is tested in tests/loops
+        assert data.transitions.obs.shape == (400, 4)
+        return None, {"updates": np.array([[10, 20]]), "eval/return": np.array([[-50.0, -40.0]])}
+
+    monkeypatch.setattr(common, "run_seeds", fake_run_seeds)
+    monkeypatch.chdir(tmp_path)
+    io.save("runs/mydata.npz", _point_mass_dataset())
+    argv = ["train-offline", "td3_bc", "--steps", "20", "--eval-every", "10", "--no-progress"]
+    argv += ["--set", "hidden=8,8", "--loop-set", "batch_size=16"]
+    assert cli.main([*argv, "--dataset", "runs/mydata", "--out", "run"]) == 0
+    assert "dataset: runs/mydata (400 transitions, env point_mass)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"] == "runs/mydata"
+
+    # Said clearly when it cannot: one line naming the path and the accepted forms.
+    assert cli.main([*argv, "--dataset", "runs/none", "--out", "run2"]) == 2
+    err = _error_line(capsys)
+    assert "no dataset file at runs/none (nor runs/none.npz/.hdf5/.h5)" in err
+    assert "a registry name <env>-<level>" in err
+    assert cli.main([*argv, "--dataset", "runs", "--out", "run2"]) == 2
+    assert "runs is a directory, not a dataset file" in _error_line(capsys)
+    seeded = [*argv, "--dataset", "runs/mydata", "--dataset-seed", "3", "--out", "run2"]
+    assert cli.main(seeded) == 2
+    assert "seed only apply to named datasets" in _error_line(capsys)
+    assert not (tmp_path / "run2").exists()

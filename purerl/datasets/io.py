@@ -18,6 +18,9 @@ leaves a half-written file at ``path`` nor damages the file that was there. :fun
 everything with :func:`purerl.datasets.schema.validate`; a file that cannot be parsed raises
 :class:`DatasetError` naming it.
 
+:func:`atomic_write_text` writes small text files (manifests, ``expert.json``) the same way, and
+:func:`versions` lists the library versions that shape generated data (stored in manifests).
+
 :func:`from_minari` converts a Minari dataset (Farama Foundation; episodes of ``T + 1``
 observations and ``T`` actions/rewards/terminations/truncations) to the flat D4RL fields.
 """
@@ -29,6 +32,7 @@ import errno
 import hashlib
 import json
 import os
+import platform
 import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -428,3 +432,37 @@ def sha256(path: str | os.PathLike) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# Small files and provenance (used by the registry's manifests and by purerl.experts).
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
+    path = os.fspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def versions() -> dict[str, str]:
+    """Versions that change generated data: python, purerl, jax, jaxlib, brax, mujoco, numpy."""
+    from importlib import metadata
+
+    import purerl
+
+    out = {"purerl": purerl.__version__, "python": platform.python_version()}
+    for dist in ("jax", "jaxlib", "brax", "mujoco", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl import cli, envs
+from purerl import cli, envs, experts
 from purerl.agents import td3
 from purerl.core.types import Algorithm
-from purerl.datasets import generate, io
+from purerl.datasets import io
 from purerl.datasets.schema import DatasetError, validate
 from purerl.loops import common, offline, writers
 
@@ -20,8 +20,8 @@ ENV = envs.make("point_mass")
 @pytest.fixture(scope="module")
 def dataset():
     """2000 uniformly random point_mass transitions, with reference scores in the metadata."""
-    collect = generate._collector(ENV, None, 20, 100, False)
-    arrays = generate._to_arrays(collect(None, jax.random.key(0), jnp.int32(0), jnp.int32(0)))
+    collect = experts.collector(ENV, None, 20, 100, False)
+    arrays = experts.to_arrays(collect(None, jax.random.key(0), jnp.int32(0), jnp.int32(0)))
     meta = {"env": "point_mass", "ref_min_score": -100.0, "ref_max_score": -10.0}
     return validate(arrays, {**meta, "max_episode_steps": ENV.spec.episode_length})
 

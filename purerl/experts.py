@@ -1,8 +1,20 @@
-"""Experts, D4RL-style datasets and demonstrations, generated locally with purerl's own agents.
+"""Experts: train one with purerl's own agent and loop, load it, roll out D4RL levels and demos.
 
 Nothing is downloaded: an expert is trained here (:func:`train_expert`), and every dataset level and
 demonstration set is rolled out from it (:func:`generate_dataset`, :func:`generate_demos`), vmapped
 across envs inside one compiled ``lax.scan``. Everything is deterministic for a given seed.
+
+    expert = purerl.experts.get_expert("point_mass")                  # cached; trained on first use
+    ds = purerl.experts.generate_dataset(expert, "medium", 10_000)
+    ds = purerl.experts.load_or_generate("inverted_double_pendulum-medium")   # named, cached
+
+Layering. Training an expert runs ``purerl.loops``, and the loops read datasets (the offline loop
+takes a :class:`purerl.datasets.Dataset`), so this module sits above both: core <- datasets <- envs,
+agents <- loops <- experts <- cli. ``purerl.datasets`` never imports it. ``purerl.datasets.load``
+reads named datasets from the cache; on a miss it calls a generator passed to it, and
+:func:`generate_named` is that generator (what :func:`load_or_generate` and the CLI pass). This was
+chosen over a generator registered at import time: nothing changes behaviour because some module
+happened to be imported, and the call that may train for minutes says so in its name.
 
 Levels, following D4RL (Fu et al. 2020, sec. 5 "MuJoCo locomotion"):
 
@@ -18,7 +30,9 @@ Levels, following D4RL (Fu et al. 2020, sec. 5 "MuJoCo locomotion"):
 
 An expert directory holds ``expert.json`` (settings, versions, learning curve, chosen periods,
 reference returns, wall time) and ``policies/`` (an orbax checkpoint of the agent states needed: the
-snapshots at the start of every period up to the medium one, plus the expert).
+snapshots at the start of every period up to the medium one, plus the expert). The recipe of each
+env's expert is :data:`purerl.datasets.registry.PRESETS` (plain data, so the registry can name the
+datasets without importing this module).
 """
 
 from __future__ import annotations
@@ -28,7 +42,6 @@ import functools
 import json
 import math
 import os
-import platform
 import time
 from typing import Any, NamedTuple
 
@@ -36,94 +49,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from purerl import agents, datasets, envs
 from purerl.core.types import Transition
+from purerl.datasets import io, registry
+from purerl.datasets.registry import LEVELS, PRESETS, ExpertPreset
 from purerl.datasets.schema import Dataset, DatasetError, validate
+from purerl.loops import checkpoint, on_policy, online
+from purerl.loops.common import NonFiniteError
+from purerl.loops.evaluate import evaluate
 
-LEVELS = ("random", "medium", "medium-replay", "medium-expert", "expert")
 MEDIUM_BAND = (1 / 3, 1 / 2)  # medium policy: this fraction of the expert's (normalized) return
 REFERENCE_EPISODES = 20  # episodes behind ref_min_score / ref_max_score
 EXPERT_FORMAT = "purerl.expert/1"
 
 
-@dataclasses.dataclass(frozen=True)
-class ExpertPreset:
-    """How to train the expert of one env: agent name, env steps, agent and loop overrides."""
-
-    agent: str
-    steps: int
-    agent_set: tuple[tuple[str, Any], ...] = ()
-    loop_set: tuple[tuple[str, Any], ...] = ()
-    note: str = ""
-
-
-_PPO_LOOP = (("num_envs", 32), ("unroll_length", 64))
-_SAC_LOOP = (("num_envs", 16), ("utd", 0.5), ("warmup_steps", 10_000))
-
-# Measured in benchmarks/results/experts.md (one seed, 2 CPU cores).
-PRESETS: dict[str, ExpertPreset] = {
-    "point_mass": ExpertPreset(
-        "ppo", 65_536, loop_set=(*_PPO_LOOP, ("eval_every", 4096)), note="toy; seconds"
-    ),
-    "inverted_pendulum": ExpertPreset(
-        "ppo", 524_288, loop_set=(*_PPO_LOOP, ("eval_every", 16_384))
-    ),
-    "inverted_double_pendulum": ExpertPreset(
-        "ppo", 1_048_576, loop_set=(*_PPO_LOOP, ("eval_every", 32_768))
-    ),
-    "reacher": ExpertPreset(
-        "sac", 100_000, loop_set=(*_SAC_LOOP, ("buffer_size", 100_000), ("eval_every", 4000))
-    ),
-    "halfcheetah": ExpertPreset(
-        "sac", 200_000, loop_set=(*_SAC_LOOP, ("buffer_size", 200_000), ("eval_every", 8000))
-    ),
-}
-
-
-def versions() -> dict[str, str]:
-    """Versions that change generated data: python, purerl, jax, jaxlib, brax, mujoco, numpy."""
-    from importlib import metadata
-
-    import purerl
-
-    out = {"purerl": purerl.__version__, "python": platform.python_version()}
-    for dist in ("jax", "jaxlib", "brax", "mujoco", "numpy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def default_backend(env_name: str) -> str | None:
-    from purerl import envs
-
-    return envs.BRAX_DEFAULT_BACKEND.get(env_name)
-
-
 def _loop_module(kind: str):
-    from purerl.loops import on_policy, online
-
     return {"online": online, "on_policy": on_policy}[kind]
 
 
 def _build(info: dict):
     """env, algo and loop config from an expert.json dict (or the same keys for a new run)."""
-    from purerl import agents, envs
-
     module = agents.get(info["agent"])
     agent_config = module.Config(**_tuples(module.Config, info["agent_config"]))
     env = envs.make(info["env"], backend=info["backend"])
@@ -157,7 +102,7 @@ def _random_actions(spec, key, n):
 
 
 @functools.lru_cache(maxsize=16)
-def _collector(env, algo, num_envs: int, steps_per_env: int, deterministic: bool):
+def collector(env, algo, num_envs: int, steps_per_env: int, deterministic: bool):
     """Jitted ``collect(agent_state, key, start_step, random_until) -> Transition[T, E]``: actions are
     uniform random while the global env step (``start_step`` plus the steps so far, all envs
     together) is below ``random_until``, else ``algo.act``."""
@@ -195,7 +140,7 @@ def _collector(env, algo, num_envs: int, steps_per_env: int, deterministic: bool
     return jax.jit(collect)
 
 
-def _to_arrays(traj: Transition) -> dict[str, np.ndarray]:
+def to_arrays(traj: Transition) -> dict[str, np.ndarray]:
     """``[T, E]`` rollouts -> flat env-major arrays (each env's episodes stay contiguous); the last
     step of every env's column is a timeout (collection ended there)."""
     traj = jax.device_get(traj)
@@ -232,8 +177,6 @@ def _take(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
 
 
 def _mean_return(env, algo, agent_state, key, episodes: int) -> float:
-    from purerl.loops.evaluate import evaluate
-
     if algo is None:
         policy = lambda obs, k: _random_actions(env.spec, k, obs.shape[0])
     else:
@@ -283,10 +226,6 @@ def train_expert(
     ``ref_max_score``: the expert, deterministic) are re-measured on :data:`REFERENCE_EPISODES`
     fresh episodes.
     """
-    from purerl import agents
-    from purerl.loops import checkpoint
-    from purerl.loops.common import NonFiniteError
-
     if preset is None:
         if env_name not in PRESETS:
             raise DatasetError(
@@ -296,7 +235,7 @@ def train_expert(
         preset = PRESETS[env_name]
     if os.path.exists(os.path.join(out_dir, "expert.json")) and not overwrite:
         raise FileExistsError(f"an expert already exists in {out_dir}; pass overwrite=True")
-    backend = backend or default_backend(env_name)
+    backend = backend or registry.default_backend(env_name)
     module = agents.get(preset.agent)
     agent_config = module.Config(**dict(preset.agent_set))
     loop_module = _loop_module(module.LOOP)
@@ -313,7 +252,7 @@ def train_expert(
         "agent_config": dataclasses.asdict(agent_config),
         "loop": module.LOOP,
         "loop_config": {**dataclasses.asdict(loop_config), "progress": False},
-        "versions": versions(),
+        "versions": io.versions(),
     }
     _, env, algo, _, _ = _build(info)
     loop = loop_module.make_loop(algo, env, loop_config)
@@ -372,14 +311,12 @@ def train_expert(
     )
     os.makedirs(out_dir, exist_ok=True)
     checkpoint.save(os.path.join(out_dir, "policies"), states, overwrite=True)
-    atomic_write_text(os.path.join(out_dir, "expert.json"), json.dumps(info, indent=2))
+    io.atomic_write_text(os.path.join(out_dir, "expert.json"), json.dumps(info, indent=2))
     return info
 
 
 def load_expert(path: str) -> Expert:
     """Read an expert directory written by :func:`train_expert`."""
-    from purerl.loops import checkpoint
-
     meta_path = os.path.join(path, "expert.json")
     if not os.path.exists(meta_path):
         raise FileNotFoundError(f"no expert at {path} (missing expert.json)")
@@ -415,7 +352,7 @@ def _dataset_metadata(expert: Expert, **extra) -> dict:
         "ref_max_score": info["ref_max_score"],
         "expert_agent": info["agent"],
         "expert_seed": info["seed"],
-        "versions": versions(),
+        "versions": io.versions(),
         **extra,
     }
 
@@ -423,9 +360,9 @@ def _dataset_metadata(expert: Expert, **extra) -> dict:
 def _rollouts(expert, state, key, size, num_envs, deterministic=False, random_until=0):
     steps = math.ceil(size / num_envs)
     algo = None if state is None else expert.algo
-    collect = _collector(expert.env, algo, num_envs, steps, deterministic)
+    collect = collector(expert.env, algo, num_envs, steps, deterministic)
     traj = collect(state, key, jnp.int32(0), jnp.int32(random_until))
-    return _take(_to_arrays(traj), size)
+    return _take(to_arrays(traj), size)
 
 
 def generate_dataset(
@@ -478,7 +415,7 @@ def generate_dataset(
         cfg = expert.loop_config
         period_steps = cfg.eval_every
         warmup = getattr(cfg, "warmup_steps", 0)
-        collect = _collector(
+        collect = collector(
             expert.env, expert.algo, cfg.num_envs, period_steps // cfg.num_envs, False
         )
         parts = []
@@ -489,7 +426,7 @@ def generate_dataset(
                 jnp.int32(p * period_steps),
                 jnp.int32(warmup),
             )
-            parts.append(_to_arrays(traj))
+            parts.append(to_arrays(traj))
         arrays = _join(parts)
         meta["periods"] = int(info["medium_period"])
     ds = validate(arrays, _dataset_metadata(expert, **meta, size=len(arrays["rewards"])))
@@ -518,7 +455,7 @@ def generate_demos(
     length = expert.env.spec.episode_length
     key = jax.random.key(seed)
     state = expert.expert_state
-    collect = _collector(expert.env, expert.algo, episodes, length, deterministic)
+    collect = collector(expert.env, expert.algo, episodes, length, deterministic)
     traj = jax.device_get(collect(state, key, jnp.int32(0), jnp.int32(0)))
     rng = np.random.default_rng(seed)
     parts, returns = [], []
@@ -553,3 +490,102 @@ def generate_demos(
         num_episodes=int(episodes),
     )
     return validate(_join(parts), meta)
+
+
+# --------------------------------------------------------------------------------------------------
+# Named datasets: the cached expert of an env, and the generator behind purerl.datasets.load.
+
+
+def get_expert(
+    env: str,
+    seed: int = 0,
+    backend: str | None = None,
+    root: str | None = None,
+    regenerate: bool = False,
+    check_versions: bool = True,
+    progress: bool = True,
+) -> Expert:
+    """The cached expert of ``env`` (trained with :data:`PRESETS` on first use)."""
+    if env not in PRESETS:
+        raise DatasetError(
+            f"no expert preset for env {env!r}; presets: {', '.join(sorted(PRESETS))}"
+        )
+    path = registry.expert_dir(env, seed, backend, root)
+    if regenerate or not os.path.exists(os.path.join(path, "expert.json")):
+        if progress:
+            print(f"training the {env} expert (seed {seed}) into {path}")
+        train_expert(env, path, seed, backend, progress=progress, overwrite=True)
+    expert = load_expert(path)
+    preset = PRESETS[env]
+    info = expert.info
+    problems = []
+    if info["agent"] != preset.agent or info["loop_config"]["total_steps"] != preset.steps:
+        problems.append(
+            f"trained with {info['agent']} for {info['loop_config']['total_steps']} steps, preset "
+            f"is {preset.agent} for {preset.steps}"
+        )
+    if check_versions:
+        problems += registry.version_problems(info["versions"])
+    if problems:
+        raise DatasetError(
+            f"cached expert {path} does not match this install: {'; '.join(problems)}; regenerate "
+            "it (regenerate=True, purerl generate expert --force) or pass check_versions=False"
+        )
+    return expert
+
+
+def generate_named(
+    env: str,
+    level: str,
+    size: int | None,
+    *,
+    seed: int,
+    backend: str | None,
+    root: str | None,
+    check_versions: bool,
+    progress: bool,
+) -> registry.Generated:
+    """The :class:`purerl.datasets.registry.Generator` of named datasets: the cached expert of
+    ``env`` (trained on first use, :func:`get_expert`), then :func:`generate_dataset` of ``level``
+    with the rollout seed ``seed``. ``registry.load`` writes the file and its manifest."""
+    expert = get_expert(env, seed, backend, root, check_versions=check_versions, progress=progress)
+    start = time.perf_counter()
+    ds = generate_dataset(expert, level, size, seed)
+    wall = time.perf_counter() - start
+    path = registry.expert_dir(env, seed, backend, root)
+    record = {
+        "path": path,
+        "expert_json_sha256": io.sha256(os.path.join(path, "expert.json")),
+        "agent": expert.info["agent"],
+    }
+    return registry.Generated(ds, record, wall)
+
+
+def load_or_generate(
+    name_or_path: str | os.PathLike,
+    *,
+    seed: int | None = None,
+    size: int | None = None,
+    backend: str | None = None,
+    root: str | None = None,
+    regenerate: bool | None = None,
+    check_versions: bool | None = None,
+    progress: bool = True,
+    max_episode_steps: int | None = None,
+) -> Dataset:
+    """:func:`purerl.datasets.load` that makes a missing named dataset: trains the env's expert on
+    first use (minutes to an hour, see benchmarks/results/datasets.md), rolls the level out and
+    caches it. Files and cached names load exactly as with ``purerl.datasets.load`` (same
+    arguments)."""
+    return datasets.load(
+        name_or_path,
+        seed=seed,
+        size=size,
+        backend=backend,
+        root=root,
+        regenerate=regenerate,
+        check_versions=check_versions,
+        progress=progress,
+        max_episode_steps=max_episode_steps,
+        generator=generate_named,
+    )

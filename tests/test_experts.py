@@ -1,4 +1,6 @@
-"""Experts, dataset levels, demonstrations, the cache registry and the generate CLI (tiny configs)."""
+"""purerl.experts: experts, dataset levels, demonstrations, named datasets generated on a cache miss,
+and the generate CLI (tiny configs). The cache itself (without experts) is tested in
+tests/datasets/test_registry.py."""
 
 import json
 import os
@@ -7,11 +9,11 @@ import jax
 import numpy as np
 import pytest
 
-from purerl import cli
-from purerl.datasets import generate, io, registry
+from purerl import cli, datasets, experts
+from purerl.datasets import io, registry
 from purerl.datasets.schema import DatasetError
 
-TINY = generate.ExpertPreset(
+TINY = experts.ExpertPreset(
     "ppo",
     8192,
     agent_set=(("hidden", (16, 16)),),
@@ -22,13 +24,13 @@ TINY = generate.ExpertPreset(
 @pytest.fixture(scope="module")
 def expert_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("expert"))
-    generate.train_expert("point_mass", path, seed=0, preset=TINY, progress=False)
+    experts.train_expert("point_mass", path, seed=0, preset=TINY, progress=False)
     return path
 
 
 @pytest.fixture(scope="module")
 def expert(expert_dir):
-    return generate.load_expert(expert_dir)
+    return experts.load_expert(expert_dir)
 
 
 def test_expert_bundle(expert):
@@ -48,12 +50,12 @@ def test_expert_bundle(expert):
 
 def test_existing_expert_is_not_overwritten(expert_dir):
     with pytest.raises(FileExistsError, match="overwrite"):
-        generate.train_expert("point_mass", expert_dir, preset=TINY, progress=False)
+        experts.train_expert("point_mass", expert_dir, preset=TINY, progress=False)
 
 
 @pytest.mark.parametrize("level", ["random", "medium", "expert", "medium-expert"])
 def test_levels(expert, level):
-    ds = generate.generate_dataset(expert, level, 1000, seed=1, num_envs=10)
+    ds = experts.generate_dataset(expert, level, 1000, seed=1, num_envs=10)
     assert len(ds) == 1000 and ds.obs_shape == (4,) and ds.action_shape == (2,)
     assert np.all(np.abs(ds.actions) <= 1.0)
     meta = ds.metadata
@@ -69,7 +71,7 @@ def test_levels(expert, level):
 
 def test_level_returns_are_ordered(expert):
     means = {
-        lvl: generate.generate_dataset(expert, lvl, 2000, seed=0, num_envs=20).metadata[
+        lvl: experts.generate_dataset(expert, lvl, 2000, seed=0, num_envs=20).metadata[
             "mean_episode_return"
         ]
         for lvl in ("random", "medium", "expert")
@@ -78,37 +80,37 @@ def test_level_returns_are_ordered(expert):
 
 
 def test_medium_expert_is_half_and_half(expert):
-    ds = generate.generate_dataset(expert, "medium-expert", 1000, seed=3, num_envs=10)
-    medium = generate.generate_dataset(expert, "medium", 500, seed=3, num_envs=10)
+    ds = experts.generate_dataset(expert, "medium-expert", 1000, seed=3, num_envs=10)
+    medium = experts.generate_dataset(expert, "medium", 500, seed=3, num_envs=10)
     assert ds.episode_ids[499] != ds.episode_ids[500] and ds.timeouts[499]
     assert ds.obs_shape == medium.obs_shape
 
 
 def test_medium_replay(expert):
-    ds = generate.generate_dataset(expert, "medium-replay", None, seed=0)
+    ds = experts.generate_dataset(expert, "medium-replay", None, seed=0)
     period = expert.loop_config.eval_every
     assert len(ds) == expert.info["medium_period"] * period
     assert ds.metadata["periods"] == expert.info["medium_period"]
     with pytest.raises(DatasetError, match="size is fixed"):
-        generate.generate_dataset(expert, "medium-replay", 100)
+        experts.generate_dataset(expert, "medium-replay", 100)
 
 
 def test_bad_requests(expert):
     with pytest.raises(DatasetError, match="unknown dataset level 'meduim'"):
-        generate.generate_dataset(expert, "meduim", 100)
+        experts.generate_dataset(expert, "meduim", 100)
     with pytest.raises(DatasetError, match="positive size"):
-        generate.generate_dataset(expert, "medium", 0)
+        experts.generate_dataset(expert, "medium", 0)
     with pytest.raises(DatasetError, match="no expert preset for env 'nope'"):
-        generate.train_expert("nope", "/tmp/never", progress=False)
+        experts.train_expert("nope", "/tmp/never", progress=False)
 
 
 def test_demos_whole_episodes_and_subsampling(expert):
-    full = generate.generate_demos(expert, 3, seed=0)
+    full = experts.generate_demos(expert, 3, seed=0)
     length = expert.env.spec.episode_length
     assert full.num_episodes == 3 and len(full) == 3 * length  # point_mass never terminates
     assert full.metadata["subsample_every"] == 1
     np.testing.assert_allclose(full.episode_returns(), full.metadata["episode_returns"], rtol=1e-5)
-    sub = generate.generate_demos(expert, 3, seed=0, subsample=20)
+    sub = experts.generate_demos(expert, 3, seed=0, subsample=20)
     assert len(sub) == 3 * length // 20 and sub.metadata["subsample_every"] == 20
     # same episodes (same seed): every kept transition is one of the full episode's, 20 apart
     for e in range(3):
@@ -119,21 +121,19 @@ def test_demos_whole_episodes_and_subsampling(expert):
     with pytest.raises(DatasetError, match="every 20th"):
         sub.next_actions()
     with pytest.raises(DatasetError, match="subsample"):
-        generate.generate_demos(expert, 2, subsample=0)
+        experts.generate_demos(expert, 2, subsample=0)
 
 
 def test_generation_is_deterministic(expert_dir, expert, tmp_path):
-    a = generate.generate_dataset(expert, "medium", 500, seed=5, num_envs=5)
-    b = generate.generate_dataset(
-        generate.load_expert(expert_dir), "medium", 500, seed=5, num_envs=5
-    )
-    c = generate.generate_dataset(expert, "medium", 500, seed=6, num_envs=5)
+    a = experts.generate_dataset(expert, "medium", 500, seed=5, num_envs=5)
+    b = experts.generate_dataset(experts.load_expert(expert_dir), "medium", 500, seed=5, num_envs=5)
+    c = experts.generate_dataset(expert, "medium", 500, seed=6, num_envs=5)
     for name, x in a.arrays().items():
         np.testing.assert_array_equal(x, getattr(b, name))
     assert not np.array_equal(a.observations, c.observations)
     # retraining the expert with the same seed gives the same expert
     again = str(tmp_path / "again")
-    generate.train_expert("point_mass", again, seed=0, preset=TINY, progress=False)
+    experts.train_expert("point_mass", again, seed=0, preset=TINY, progress=False)
     with open(os.path.join(expert_dir, "expert.json")) as f1, open(f"{again}/expert.json") as f2:
         i1, i2 = json.load(f1), json.load(f2)
     for k in ("curve", "ref_min_score", "ref_max_score", "medium_period", "expert_period"):
@@ -146,7 +146,7 @@ def test_generation_is_deterministic(expert_dir, expert, tmp_path):
 
 @pytest.fixture
 def tiny_registry(monkeypatch, tmp_path, expert_dir):
-    monkeypatch.setitem(generate.PRESETS, "point_mass", TINY)
+    monkeypatch.setitem(registry.PRESETS, "point_mass", TINY)
     root = str(tmp_path / "cache")
     # seed the cache with the module's expert so no test trains again
     target = registry.expert_dir("point_mass", 0, root=root)
@@ -157,76 +157,57 @@ def tiny_registry(monkeypatch, tmp_path, expert_dir):
     return root
 
 
-def test_registry_generates_then_reads_cache(tiny_registry, monkeypatch):
-    ds = registry.load("point_mass-random", size=300, root=tiny_registry, progress=False)
+def test_load_or_generate_makes_then_datasets_load_reads(tiny_registry, monkeypatch, capsys):
+    with pytest.raises(DatasetError, match=r"not in the cache .*purerl.experts.load_or_generate"):
+        datasets.load("point_mass-random", size=300, root=tiny_registry)
+    ds = experts.load_or_generate("point_mass-random", size=300, root=tiny_registry)
+    assert "generating point_mass-random" in capsys.readouterr().out
     path = registry.dataset_path("point_mass-random", root=tiny_registry, size=300)
     manifest = json.load(open(registry.manifest_path(path)))
     assert manifest["sha256"] == io.sha256(path) and manifest["size"] == 300
     assert manifest["expert"]["agent"] == "ppo" and manifest["level"] == "random"
+    expert_json = os.path.join(
+        registry.expert_dir("point_mass", 0, root=tiny_registry), "expert.json"
+    )
+    assert manifest["expert"]["expert_json_sha256"] == io.sha256(expert_json)
+    assert manifest["generate_wall_s"] > 0
 
     def boom(*a, **k):
         raise AssertionError("should read the cache")
 
-    monkeypatch.setattr(generate, "generate_dataset", boom)
-    again = registry.load("point_mass-random", size=300, root=tiny_registry, progress=False)
+    monkeypatch.setattr(experts, "generate_dataset", boom)
+    # both read the cache now: datasets.load needs no generator for a cached name
+    again = experts.load_or_generate("point_mass-random", size=300, root=tiny_registry)
+    plain = datasets.load("point_mass-random", size=300, root=tiny_registry)
     np.testing.assert_array_equal(ds.observations, again.observations)
+    np.testing.assert_array_equal(ds.observations, plain.observations)
+    with pytest.raises(AssertionError, match="should read the cache"):  # regenerate really does
+        experts.load_or_generate(
+            "point_mass-random", size=300, root=tiny_registry, regenerate=True, progress=False
+        )
 
 
-def test_registry_detects_corruption_and_mismatch(tiny_registry):
-    registry.load("point_mass-expert", size=200, root=tiny_registry, progress=False)
-    path = registry.dataset_path("point_mass-expert", root=tiny_registry, size=200)
-    mpath = registry.manifest_path(path)
-    manifest = json.load(open(mpath))
-
-    bad = dict(manifest, seed=7)
-    json.dump(bad, open(mpath, "w"))
-    with pytest.raises(DatasetError, match="manifest mismatch.*seed is 7, requested 0"):
-        registry.load("point_mass-expert", size=200, root=tiny_registry)
-
-    bad = dict(manifest, versions=dict(manifest["versions"], jax="0.0.1"))
-    json.dump(bad, open(mpath, "w"))
-    with pytest.raises(DatasetError, match=r"jax 0.0.1 \(installed"):
-        registry.load("point_mass-expert", size=200, root=tiny_registry)
-    registry.load("point_mass-expert", size=200, root=tiny_registry, check_versions=False)
-
-    json.dump(manifest, open(mpath, "w"))
-    with open(path, "r+b") as f:  # flip bytes in the middle of the file
-        f.seek(os.path.getsize(path) // 2)
-        f.write(b"\x00\x01\x02\x03")
-    with pytest.raises(DatasetError, match="corrupted"):
-        registry.load("point_mass-expert", size=200, root=tiny_registry)
-    # regenerate repairs it
-    registry.load(
-        "point_mass-expert", size=200, root=tiny_registry, regenerate=True, progress=False
+def test_generate_named_matches_generate_dataset(tiny_registry, expert):
+    made = experts.generate_named(
+        "point_mass",
+        "expert",
+        200,
+        seed=0,
+        backend=None,
+        root=tiny_registry,
+        check_versions=True,
+        progress=False,
     )
-    registry.load("point_mass-expert", size=200, root=tiny_registry)
-
-    os.remove(mpath)
-    with pytest.raises(DatasetError, match="no manifest"):
-        registry.load("point_mass-expert", size=200, root=tiny_registry)
-
-
-def test_registry_names():
-    assert registry.parse_name("halfcheetah-medium-replay") == ("halfcheetah", "medium-replay")
-    assert registry.parse_name("inverted_double_pendulum-medium-expert") == (
-        "inverted_double_pendulum",
-        "medium-expert",
-    )
-    assert "halfcheetah-medium" in registry.list_datasets()
-    with pytest.raises(DatasetError, match="unknown dataset 'halfcheetah-meduim'"):
-        registry.parse_name("halfcheetah-meduim")
-    with pytest.raises(DatasetError, match="no expert preset for env 'pong'"):
-        registry.parse_name("pong-medium")
-    with pytest.raises(DatasetError, match="size is fixed"):
-        registry.load("halfcheetah-medium-replay", size=10)
+    direct = experts.generate_dataset(expert, "expert", 200, seed=0)
+    for name, x in made.dataset.arrays().items():
+        np.testing.assert_array_equal(x, getattr(direct, name))
+    assert made.expert["path"] == registry.expert_dir("point_mass", 0, root=tiny_registry)
 
 
-def test_cache_dir(monkeypatch):
-    monkeypatch.setenv("PURERL_CACHE", "/x/y")
-    assert registry.cache_dir() == "/x/y"
-    monkeypatch.delenv("PURERL_CACHE")
-    monkeypatch.setenv("XDG_CACHE_HOME", "/c")
-    assert registry.cache_dir() == "/c/purerl"
+def test_get_expert_checks_the_preset(tiny_registry, monkeypatch):
+    monkeypatch.setitem(registry.PRESETS, "point_mass", experts.ExpertPreset("ppo", 4096))
+    with pytest.raises(DatasetError, match="preset is ppo for 4096"):
+        experts.get_expert("point_mass", root=tiny_registry, progress=False)
 
 
 def test_cli_generate(tiny_registry, tmp_path, capsys, expert_dir):
