@@ -4,7 +4,7 @@
     python -m benchmarks.datasets --summary                              # rebuild datasets.md
 
 Each env run trains (or reuses) the cached expert of ``purerl.datasets.PRESETS`` and generates
-every level with its default size through ``purerl.datasets.load`` (the same path as
+every level with its default size through ``purerl.experts.load_or_generate`` (the same path as
 ``purerl generate dataset``), then stores a JSON record in ``results/datasets/<env>.json`` and the
 expert's curve in ``results/datasets/<env>_expert.png``. ``--summary`` writes
 ``results/datasets.md`` from all records.
@@ -24,11 +24,10 @@ ENVS = ("inverted_double_pendulum", "reacher", "halfcheetah")
 
 
 def run_env(env: str, seed: int, force: bool) -> dict:
-    from purerl import datasets
-    from purerl.datasets import generate, registry
+    from purerl import experts
 
     start = time.perf_counter()
-    expert = registry.get_expert(env, seed, regenerate=force)
+    expert = experts.get_expert(env, seed, regenerate=force)
     info = expert.info
     record = {
         "env": env,
@@ -38,9 +37,9 @@ def run_env(env: str, seed: int, force: bool) -> dict:
         "versions": info["versions"],
         "levels": {},
     }
-    for level in generate.LEVELS:
+    for level in experts.LEVELS:
         t0 = time.perf_counter()
-        ds = datasets.load(f"{env}-{level}", seed=seed, regenerate=force)
+        ds = experts.load_or_generate(f"{env}-{level}", seed=seed, regenerate=force)
         returns = ds.episode_returns()
         record["levels"][level] = {
             "size": len(ds),
@@ -90,8 +89,8 @@ def summary() -> str:
     lines = [
         "# Experts and datasets",
         "",
-        "Generated locally by `purerl.datasets` (nothing downloaded). Per env: one expert run (seed 0) "
-        "with the preset in `purerl/datasets/generate.py`, then every D4RL level with its default "
+        "Generated locally by `purerl.experts` (nothing downloaded). Per env: one expert run (seed 0) "
+        "with the preset in `purerl/datasets/registry.py`, then every D4RL level with its default "
         "size. Normalized score = 100 (R - R_random) / (R_expert - R_random) with the references "
         "stored in each dataset (20 episodes each: uniform random actions; the expert, "
         "deterministic). Returns are brax physics returns, not comparable with D4RL's gym MuJoCo "

@@ -315,17 +315,16 @@ def main() -> None:
     if args.overrides and not args.tag:
         parser.error("--set makes a probe run: give it a --tag (its records stay out of the table)")
     if not args.summary:
-        from purerl import datasets
-        from purerl.datasets import generate, registry
+        from purerl import experts
 
         for level in args.levels.split(","):
-            dataset = datasets.load(f"{args.env}-{level}")
+            dataset = experts.load_or_generate(f"{args.env}-{level}")
             heldout = None
             if any(ALGOS[a][0] == "qsarsa" for a in args.algos.split(",")):
                 # same behaviour policy, fresh rollouts (seed 1): trajectories never trained on
                 size = None if level == "medium-replay" else 50_000
-                heldout = generate.generate_dataset(
-                    registry.get_expert(args.env), level, size, seed=1
+                heldout = experts.generate_dataset(
+                    experts.get_expert(args.env), level, size, seed=1
                 )
             for label in args.algos.split(","):
                 run_one(args.env, level, label, args, dataset, heldout)

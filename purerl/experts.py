@@ -43,6 +43,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -50,10 +51,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from purerl import agents, datasets, envs
-from purerl.core.types import Transition
+from purerl.core.types import Algorithm, Transition
 from purerl.datasets import io, registry
 from purerl.datasets.registry import LEVELS, PRESETS, ExpertPreset
 from purerl.datasets.schema import Dataset, DatasetError, validate
+from purerl.envs.protocol import Env
 from purerl.loops import checkpoint, on_policy, online
 from purerl.loops.common import NonFiniteError
 from purerl.loops.evaluate import evaluate
@@ -102,10 +104,13 @@ def _random_actions(spec, key, n):
 
 
 @functools.lru_cache(maxsize=16)
-def collector(env, algo, num_envs: int, steps_per_env: int, deterministic: bool):
+def collector(
+    env: Env, algo: Algorithm | None, num_envs: int, steps_per_env: int, deterministic: bool
+) -> Callable[..., Transition]:
     """Jitted ``collect(agent_state, key, start_step, random_until) -> Transition[T, E]``: actions are
     uniform random while the global env step (``start_step`` plus the steps so far, all envs
-    together) is below ``random_until``, else ``algo.act``."""
+    together) is below ``random_until``, else ``algo.act`` (``algo=None``: always random). Cached
+    per (env, algo, sizes), so repeated calls reuse one compiled scan."""
     spec = env.spec
 
     def collect(agent_state, key, start_step, random_until):
