@@ -70,6 +70,7 @@ FORBIDDEN: list[tuple[str, tuple[str, ...], str]] = [
 RUNTIME: list[tuple[str, tuple[str, ...]]] = [
     ("purerl.datasets", ("purerl.loops", "purerl.experts", "purerl.cli", "purerl.agents")),
     ("purerl.core", ("purerl.datasets", "purerl.envs", "purerl.agents", "purerl.loops")),
+    ("purerl.loops", ("purerl.experts", "purerl.cli")),
 ]
 
 
