@@ -875,7 +875,7 @@ def evaluate(
       ``eval/bon_reward``, ``eval/bon_gold`` (the same for ``z``: the Best-of-N baseline, at ``N``
       times the sampling cost), ``eval/length`` (response tokens, EOS included).
 
-    Keys are ``eval/...`` so that :func:`purerl.alignment.loop.make_train` can put them next to the
+    Keys are ``eval/...`` so that :func:`purerl.loops.self_sampling.make_train` can put them next to the
     update's metrics in one row.
 
     Args:

@@ -67,7 +67,7 @@ to an anchor that is the fixed SFT model (``anchor="sft"``) or an EMA of the pol
 draws ``B`` prompts, samples ``K`` responses per prompt at temperature ``tau``, scores them with any
 jittable ``reward_fn(tokens, mask) -> [B K]`` and takes one Adam step on :func:`pg_loss`.
 :func:`evaluate` / :func:`make_evaluate` report proxy reward, gold reward and the analytic
-``KL(pi || pi_sft)``. :mod:`purerl.alignment.loop` runs it as one compiled scan.
+``KL(pi || pi_sft)``. :mod:`purerl.loops.self_sampling` runs it as one compiled scan.
 """
 
 from __future__ import annotations
@@ -836,7 +836,7 @@ def make_evaluate(
     num_prompts: int = 256,
     prompts: ArrayLike | None = None,
 ) -> Callable[[RLState, jax.Array], Metrics]:
-    """``evaluate_fn(state, key) -> metrics`` for :func:`purerl.alignment.loop.make_train`:
+    """``evaluate_fn(state, key) -> metrics`` for :func:`purerl.loops.self_sampling.make_train`:
     :func:`evaluate` of ``state.params`` against ``state.sft_params``.
 
     Args:

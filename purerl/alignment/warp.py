@@ -53,10 +53,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from purerl.alignment import lm, loop, tasks
+from purerl.alignment import lm, tasks
 from purerl.alignment import policy_gradient as pg
 from purerl.alignment.warm import check_compatible, interpolate, stack_size
 from purerl.core import validation
+from purerl.loops import self_sampling
 
 DEFAULT_EPS = 1e-6  # sin(Omega) below this -> LERP (no paper value; a numerical guard)
 
@@ -282,7 +283,7 @@ class WarpResult(NamedTuple):
       merged: ``I`` pytrees ``theta_slerp^i``.
       run_params: ``I`` pytrees with leaves ``[M, ...]``: the final policies of each iteration's runs.
       run_metrics: ``I`` dicts of arrays ``[M, rows]``: the loop metrics of each run
-        (:mod:`purerl.alignment.loop`; row 0 evaluates ``theta_init``).
+        (:mod:`purerl.loops.self_sampling`; row 0 evaluates ``theta_init``).
       iteration_fronts: ``I`` dicts of arrays ``[E]``: evaluation of ``liti(inits[i], merged[i],
         eta)`` over ``front_etas`` (the per-iteration LITI curves of Fig. 4c).
       front: dict of arrays ``[E]``: evaluation of the output ``(1 - eta) theta_sft + eta
@@ -325,7 +326,7 @@ def run_warp(
         output: {(1 - eta) theta_sft + eta theta_slerp^I : eta in front_etas}
 
     The outer loop over iterations is Python (the paper's); each iteration's ``M`` runs are one
-    ``jax.jit(jax.vmap(loop.make_train(...)))`` call, compiled once per distinct ``T`` (without a
+    ``jax.jit(jax.vmap(self_sampling.make_train(...)))`` call, compiled once per distinct ``T`` (without a
     progress bar). Every run starts a fresh Adam state and an EMA anchor equal to ``theta_init``.
     All front evaluations (:func:`purerl.alignment.policy_gradient.evaluate`: proxy reward, gold
     reward, analytic ``KL(pi || pi_sft)``) use the same prompts and sampling key, so points are
@@ -382,7 +383,7 @@ def run_warp(
     theta_init = sft_params
     result = WarpResult([sft_params], [], [], [], [], {}, eval_prompts, eval_key)
     for i, num_updates in enumerate(config.steps):
-        loop_config = loop.LoopConfig(
+        loop_config = self_sampling.LoopConfig(
             num_updates=num_updates,
             eval_every=config.eval_every,
             progress=progress,
@@ -390,7 +391,7 @@ def run_warp(
         )
         runner, bar = (None, None) if progress else (runners.get(num_updates), None)
         if runner is None:
-            train = loop.make_train(algo, loop_config, evaluate_fn)
+            train = self_sampling.make_train(algo, loop_config, evaluate_fn)
             runner = jit(jax.vmap(train, in_axes=(0, None, None)))
             bar = train.progress
             if not progress:

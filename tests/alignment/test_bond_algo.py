@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from purerl.alignment import best_of_n, bond, lm, loop, policy_gradient, tasks
+from purerl.alignment import best_of_n, bond, lm, policy_gradient, tasks
+from purerl.loops import self_sampling
 
 TASK = tasks.TaskConfig(vocab_size=16, prompt_len=4, response_len=6)
 LM = lm.LMConfig(vocab_size=16, max_len=10, d_model=16, num_heads=2, num_layers=1)
@@ -311,13 +312,15 @@ def test_evaluate_at_the_reference(sft):
 
 
 def test_jbond_learning_smoke_with_the_loop(sft):
-    """150 J-BOND updates (gold reward, EMA anchor eta = 0.02) in purerl.alignment.loop's compiled
+    """150 J-BOND updates (gold reward, EMA anchor eta = 0.02) in purerl.loops.self_sampling's compiled
     run raise the gold reward of the tiny LM and move it away from the SFT policy."""
     config = CONFIGS["jbond"]
     algo = bond.make(config, LM, TASK, gold)
     evaluate_fn = bond.make_evaluate(config, LM, TASK, gold, num_prompts=64, n=2,
                                      num_quantile_samples=4)  # fmt: skip
-    train = loop.make_train(algo, loop.LoopConfig(num_updates=150, eval_every=50), evaluate_fn)
+    train = self_sampling.make_train(
+        algo, self_sampling.LoopConfig(num_updates=150, eval_every=50), evaluate_fn
+    )
     state, rows = jax.jit(train)(jax.random.key(50), sft)
     assert int(state.step) == 150
     np.testing.assert_array_equal(rows["loop/updates"], [0, 50, 100, 150])
