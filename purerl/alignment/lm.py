@@ -45,7 +45,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
-from purerl.core import validation
+from purerl.core import optim, validation
 from purerl.core.types import Metrics, Network
 
 _NEG = -1e30  # finite "-inf" for masked attention scores: exp underflows to exactly 0, never NaN
@@ -480,7 +480,7 @@ def make_train_step(
     validation.positive("lm.make_train_step", learning_rate=learning_rate)
     validation.positive("lm.make_train_step", max_grad_norm=max_grad_norm)
     network = make_lm(config)
-    optimizer = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    optimizer = optim.adam(learning_rate, max_grad_norm=max_grad_norm)
 
     def init(key: jax.Array) -> TrainState:
         key, init_key = jax.random.split(key)

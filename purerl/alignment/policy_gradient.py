@@ -84,7 +84,7 @@ from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
 from purerl.alignment import lm, pretrain, tasks, warm
-from purerl.core import validation
+from purerl.core import optim, validation
 from purerl.core.types import Algorithm, Metrics
 
 Estimator = Literal["k1", "k2", "k3"]
@@ -676,16 +676,11 @@ def make(
     b, k, p = config.batch_size, config.num_samples, task_config.prompt_len
     pg_config = config.pg
 
-    if config.warmup_steps > 0:
-        lr = lambda count: (
-            config.learning_rate
-            * jnp.minimum(  # noqa: E731
-                1.0, (count + 1.0) / config.warmup_steps
-            )
-        )
-    else:
-        lr = config.learning_rate
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
+    optimizer = optim.adam(
+        config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        max_grad_norm=config.max_grad_norm,
+    )
 
     def init(key: jax.Array, init_params: Any, sft_params: Any = None) -> RLState:
         sft = init_params if sft_params is None else sft_params

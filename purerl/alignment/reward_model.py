@@ -38,7 +38,7 @@ from jax.typing import ArrayLike
 
 from purerl.alignment import lm
 from purerl.alignment.tasks import Preferences
-from purerl.core import validation
+from purerl.core import optim, validation
 from purerl.core.types import Metrics
 
 
@@ -257,7 +257,7 @@ def _linear_probe(config: RMConfig, params: RMParams, prefs: Preferences):
         lm_config, trunk, prefs.rejected, prefs.rejected_mask
     )
     delta = jax.lax.stop_gradient(delta)
-    optimizer = optax.adam(config.probe_learning_rate)
+    optimizer = optim.adam(config.probe_learning_rate)
 
     def objective(w):
         return -jnp.mean(jax.nn.log_sigmoid(delta @ w)) + 0.5 * config.probe_l2 * jnp.sum(w * w)
@@ -309,7 +309,8 @@ def make_train_step(config: RMConfig) -> TrainStep:
     ``jax.vmap(step.init, in_axes=(None, 0, 0, 0))(params, keys, lrs, dropouts)``.
     """
     lm_config = config.lm
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam())
+    # The Adam direction only: the step size lives in the state (so vmap can sweep it).
+    optimizer = optim.adam(None, max_grad_norm=config.max_grad_norm)
 
     def init(
         params: RMParams,
