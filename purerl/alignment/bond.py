@@ -87,7 +87,7 @@ from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
 from purerl.alignment import best_of_n, lm, policy_gradient, tasks, warp
-from purerl.core import validation
+from purerl.core import optim, validation
 from purerl.core.types import Algorithm, Metrics
 
 LOG_16 = math.log(16.0)  # -r_J-BOND of a sample worse than both anchor samples (BOND eq. 17)
@@ -429,7 +429,7 @@ class BondConfig:
     anchor_eta: float = 0.02  # EMA rate eta, weight on the new params (sec. 6, Fig. 7: 0.02)
     batch_size: int = 128  # prompts per update (sec. 6: batch size 128)
     learning_rate: float = 1e-3  # toy-LM scale; the paper's Adam lr is 3e-6 for Gemma (sec. 6)
-    warmup_steps: int = 100  # linear lr warm-up (sec. 6: 100 warm-up steps)
+    warmup_steps: int = 100  # linear warm-up, core.optim (sec. 6: 100 warm-up steps)
     max_grad_norm: float = 1.0  # global-norm clipping (not in the paper; a numerical guard)
     temperature: float = 1.0  # sampling temperature of policy and anchor (paper: unstated)
     baseline: str = "rloo"  # leave-one-out over the batch (sec. 4.2: "other generations")
@@ -707,11 +707,13 @@ def make(
     if not callable(reward_fn):
         raise ValueError("bond.make: reward_fn must be callable (tokens, mask) -> [M]")
     p = task_config.prompt_len
-    if config.warmup_steps > 0:
-        lr = optax.linear_schedule(0.0, config.learning_rate, config.warmup_steps)
-    else:
-        lr = config.learning_rate
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
+    # The warm-up of purerl.core.optim: update k uses lr * min(1, (k + 1) / W), so the first one
+    # already moves the policy (the former optax.linear_schedule(0, lr, W) made it a no-op).
+    optimizer = optim.adam(
+        config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        max_grad_norm=config.max_grad_norm,
+    )
 
     def init(key: jax.Array, sft_params: Any) -> BondState:
         flat = ravel_pytree(sft_params)[0]

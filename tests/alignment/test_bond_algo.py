@@ -115,6 +115,20 @@ def test_config_validation_prompts_shape(sft):
         )
 
 
+def test_first_update_moves_the_params_during_warmup(sft):
+    # Regression (issue 12): the warm-up was optax.linear_schedule(0, lr, W), so the first update
+    # had step size 0 and left the policy exactly at the SFT weights. purerl.core.optim's warm-up
+    # gives update k the step size lr * min(1, (k + 1) / W): lr / W > 0 at k = 0.
+    config = dataclasses.replace(CONFIGS["bond"], anchor="fixed", warmup_steps=100)
+    algo = bond.make(config, LM, TASK, gold)
+    state = algo.init(jax.random.key(1), sft)
+    state, metrics = jax.jit(algo.update)(state, None)
+    assert float(metrics["optim/grad_norm"]) > 0
+    moved = np.abs(np.asarray(_flat(state.params) - _flat(sft)))
+    # Adam's first step is ~lr_0 = 1e-2 / 100 per coordinate with a nonzero gradient.
+    assert moved.max() == pytest.approx(1e-4, rel=1e-2)
+
+
 # --- the Algorithm contract -----------------------------------------------------------------------
 
 
