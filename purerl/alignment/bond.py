@@ -431,7 +431,7 @@ class BondConfig:
     learning_rate: float = 1e-3  # toy-LM scale; the paper's Adam lr is 3e-6 for Gemma (sec. 6)
     warmup_steps: int = 100  # linear warm-up, core.optim (sec. 6: 100 warm-up steps)
     max_grad_norm: float = 1.0  # global-norm clipping (not in the paper; a numerical guard)
-    temperature: float = 1.0  # sampling temperature of policy and anchor (paper: unstated)
+    temperature: float = 1.0  # tau > 0 of policy and anchor, sampled and scored (paper: unstated)
     baseline: str = "rloo"  # leave-one-out over the batch (sec. 4.2: "other generations")
     drop_collision_term: bool = True  # r_BOND = log p^<= (sec. 4.2); False keeps term (B)
     use_cache: bool = True  # KV-cache sampler; False: lm.sample's reference path (same tokens,
@@ -457,9 +457,12 @@ class BondConfig:
         if self.variant == "jbond" and self.n != 2:
             raise ValueError(f"BondConfig.n must be 2 for variant 'jbond' (Alg. 2), got {self.n}")
         validation.in_unit_interval("BondConfig", beta=self.beta, anchor_eta=self.anchor_eta)
-        validation.non_negative("BondConfig", gamma=self.gamma, temperature=self.temperature)
+        validation.non_negative("BondConfig", gamma=self.gamma)
         validation.positive(
-            "BondConfig", learning_rate=self.learning_rate, max_grad_norm=self.max_grad_norm
+            "BondConfig",
+            temperature=self.temperature,
+            learning_rate=self.learning_rate,
+            max_grad_norm=self.max_grad_norm,
         )
         policy_gradient._check_choice(
             "BondConfig.baseline", self.baseline, policy_gradient.BASELINES
@@ -669,10 +672,16 @@ def next_anchor(config: BondConfig, anchor_params: Any, params: Any, step: Array
 
 
 def _response_logp(
-    lm_config: lm.LMConfig, params: Any, tokens: jax.Array, mask: jax.Array, p: int
+    lm_config: lm.LMConfig,
+    params: Any,
+    tokens: jax.Array,
+    mask: jax.Array,
+    p: int,
+    temperature: ArrayLike,
 ) -> jax.Array:
-    """``[N, R]`` per-token log-probs of the response tokens (0 on prompt and pad)."""
-    return lm.token_logprobs(lm_config, params, tokens, mask)[:, p - 1 :]
+    """``[N, R]`` per-token log-probs of the response tokens under the tempered policy
+    ``softmax(l / tau)``, the distribution :func:`collect` samples from (0 on prompt and pad)."""
+    return lm.token_logprobs(lm_config, params, tokens, mask, temperature=temperature)[:, p - 1 :]
 
 
 def make(
@@ -749,16 +758,19 @@ def make(
 
     def loss(params: Any, state: BondState, batch: BondBatch, key: jax.Array | None = None):
         del key  # no dropout: the loss is deterministic given the samples
+        # Every log-prob is of the tempered distribution softmax(l / tau) that collect samples
+        # from (policy, anchor and reference alike), so the REINFORCE term is on-policy.
+        tau = config.temperature
         b = batch.tokens.shape[0]
         both = jnp.concatenate([batch.tokens, batch.bon_tokens], axis=0)
         both_mask = jnp.concatenate([batch.mask, batch.bon_mask], axis=0)
-        logp_both = _response_logp(lm_config, params, both, both_mask, p)
+        logp_both = _response_logp(lm_config, params, both, both_mask, p, tau)
         logp, logp_bon = logp_both[:b], logp_both[b:]
         mask, mask_bon = batch.mask[:, p:], batch.bon_mask[:, p:]
         sg = jax.lax.stop_gradient
         if config.anchor_kind == "fixed":  # the anchor is the reference: one pass serves both
             logp_anchor = sg(
-                _response_logp(lm_config, state.anchor_params, batch.tokens, batch.mask, p)
+                _response_logp(lm_config, state.anchor_params, batch.tokens, batch.mask, p, tau)
             )
             logp_ref = logp_anchor
         else:  # one vmapped pass over the stacked (anchor, ref) weights: a smaller program
@@ -766,7 +778,7 @@ def make(
                 lambda a, r: jnp.stack([a, r]), state.anchor_params, state.ref_params
             )
             logp_anchor, logp_ref = sg(
-                jax.vmap(lambda q: _response_logp(lm_config, q, batch.tokens, batch.mask, p))(
+                jax.vmap(lambda q: _response_logp(lm_config, q, batch.tokens, batch.mask, p, tau))(
                     stacked
                 )
             )
@@ -885,12 +897,16 @@ def evaluate(
       prompts: ``[B, P]``.
       n: ``N >= 1`` of the Best-of-N being compared with (BOND's own for plain BOND).
       num_quantile_samples: ``k``.
-      temperature, use_cache: sampling settings (:func:`purerl.alignment.lm.sample`).
+      temperature: ``tau > 0``: every policy and reference sample is drawn from, and every log-prob
+        and KL is of, the tempered distribution ``softmax(l / tau)`` (the ``pi`` and ``pi_ref``
+        being compared).
+      use_cache: the sampler's KV cache (:func:`purerl.alignment.lm.sample`).
 
     Returns:
       flat metrics, scalars.
     """
     _check_lm_task(lm_config, task_config)
+    validation.positive("bond.evaluate", temperature=temperature)
     best_of_n._check_n("bond.evaluate", n)
     best_of_n._check_n("bond.evaluate (num_quantile_samples)", num_quantile_samples)
     shape = tuple(np.shape(prompts))
@@ -932,9 +948,9 @@ def evaluate(
 
     both = jnp.concatenate([y.tokens, z_tokens])
     both_mask = jnp.concatenate([y.mask, z_mask])
-    net = lm.make_lm(lm_config)
-    logits = net.apply(params, both).logits[:, p - 1 : -1]
-    logits_ref = net.apply(ref_params, both).logits[:, p - 1 : -1]
+    # Policy and reference scored as the tempered distributions the samples were drawn from.
+    logits = policy_gradient.response_logits(lm_config, params, both, p, temperature)
+    logits_ref = policy_gradient.response_logits(lm_config, ref_params, both, p, temperature)
     resp, resp_mask = both[:, p:], both_mask[:, p:]
 
     def seq_logp(lg):

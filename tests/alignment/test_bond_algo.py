@@ -325,6 +325,50 @@ def test_evaluate_at_the_reference(sft):
     assert float(m["eval/bon_reward"]) >= float(m["eval/reward"])  # best of 3 vs one sample
 
 
+def _sharpen(params, c=2.0):
+    """The same LM with logits ``c l`` exactly (``c`` a power of 2): the final LayerNorm's scale and
+    offset times ``c`` (the unembedding is tied, linear, without bias)."""
+    return {**params, "final_ln": {k: v * c for k, v in params["final_ln"].items()}}
+
+
+def test_scores_the_tempered_distribution_it_samples(sft):
+    # Regression (issue 12): BOND sampled from softmax(l / tau) but scored with log softmax(l).
+    # (params, tau = 0.5) and (params with logits 2 l, tau = 1) are the same policy, bit for bit
+    # (2 l / 1 = l / 0.5 exactly): every sample and every number BOND computes must agree. On the
+    # old code the samples agreed but the losses and KLs did not (log softmax(l) != log softmax(2 l)).
+    base = dataclasses.replace(CONFIGS["bond"], anchor="fixed")
+    metrics = {}
+    for tau, params in ((0.5, sft), (1.0, _sharpen(sft))):
+        algo = bond.make(dataclasses.replace(base, temperature=tau), LM, TASK, gold)
+        _, metrics[tau] = jax.jit(algo.update)(algo.init(jax.random.key(3), params), None)
+    for k in metrics[1.0]:
+        if k != "optim/grad_norm":  # the final LayerNorm's gradient is halved: not the same
+            np.testing.assert_allclose(metrics[0.5][k], metrics[1.0][k], rtol=1e-6, err_msg=k)
+
+    other = lm.make_lm(LM).init(jax.random.key(5), jnp.zeros((1, LM.max_len), jnp.int32))
+    prompts = tasks.sample_prompts(jax.random.key(40), TASK, 4)
+
+    @jax.jit
+    def evaluate(params, ref_params, tau):
+        return bond.evaluate(
+            LM, TASK, gold, params, ref_params, prompts, jax.random.key(41), 3, 4, tau, False
+        )
+
+    cold = evaluate(other, sft, 0.5)
+    sharp = evaluate(_sharpen(other), _sharpen(sft), 1.0)
+    assert float(cold["eval/kl_sft"]) > 1e-3  # two different policies
+    for k in cold:
+        np.testing.assert_allclose(cold[k], sharp[k], rtol=1e-6, atol=1e-6, err_msg=k)
+
+
+def test_temperature_must_be_positive(sft):
+    for tau in (0.0, -1.0):
+        with pytest.raises(ValueError, match="BondConfig.temperature"):
+            bond.BondConfig(temperature=tau)
+        with pytest.raises(ValueError, match="bond.evaluate.temperature"):
+            bond.evaluate(LM, TASK, gold, sft, sft, jnp.ones((2, P), jnp.int32), None, 2, 2, tau)
+
+
 def test_jbond_learning_smoke_with_the_loop(sft):
     """150 J-BOND updates (gold reward, EMA anchor eta = 0.02) in purerl.loops.self_sampling's compiled
     run raise the gold reward of the tiny LM and move it away from the SFT policy."""
