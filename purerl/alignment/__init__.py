@@ -2,8 +2,8 @@
 
 Modules: ``lm`` (tiny decoder-only transformer, KV-cache sampling), ``tasks`` (synthetic task with a
 gold reward), ``pretrain`` (pre-training / SFT), ``reward_model`` (Bradley-Terry), ``warm``,
-``policy_gradient`` (REINFORCE / RLOO with KL), ``warp``,
-``best_of_n`` and ``bond``. docs/alignment/ has one page per method. The compiled training loop they run in is
+``policy_gradient`` (REINFORCE / RLOO with KL), ``warp``, ``best_of_n`` and ``bond``.
+docs/alignment/ has one page per method. The compiled training loop they run in is
 :mod:`purerl.loops.self_sampling`.
 """
 

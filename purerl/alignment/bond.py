@@ -31,7 +31,8 @@ J-BOND (sec. 5, Algorithm 2): ``n = 2``; per prompt one policy sample ``y`` and 
   score-function gradient of ``gamma KL(pi || pi_anchor)``, eq. 19)          -> :func:`jbond_loss`
   ``L = (1 - beta) NLL(y'_Bo2) - beta sg(R - B) log pi(y)
   + gamma sg(log pi(y) - log pi_anchor(y)) log pi(y)``
-* ``theta_anchor <- (1 - eta) theta_anchor + eta theta`` (eq. 18)        -> :func:`update_anchor`
+* ``theta_anchor <- (1 - eta) theta_anchor + eta theta`` (eq. 18)
+  -> :func:`purerl.core.tree.lerp` ``(theta_anchor, theta, eta)`` in :func:`next_anchor`
 
 Conventions (shared with :mod:`purerl.alignment.policy_gradient`): log-probs are per token,
 ``[..., T]``, with a ``mask`` ``[..., T]`` that is nonzero on response tokens (padding may hold
@@ -86,8 +87,9 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
-from purerl.alignment import best_of_n, lm, policy_gradient, tasks, warp
+from purerl.alignment import best_of_n, lm, policy_gradient, tasks
 from purerl.core import optim, validation
+from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, Metrics
 
 LOG_16 = math.log(16.0)  # -r_J-BOND of a sample worse than both anchor samples (BOND eq. 17)
@@ -389,15 +391,6 @@ def jbond_loss(
     return total, metrics
 
 
-def update_anchor(anchor: Any, params: Any, eta: ArrayLike) -> Any:
-    """J-BOND's EMA anchor ``theta_anchor <- (1 - eta) theta_anchor + eta theta`` (BOND eq. 18).
-
-    :func:`purerl.alignment.warp.ema` with ``update_rate = eta`` (BOND: 0.02; Fig. 6 sweeps 0.01 to
-    0.1). ``eta = 1`` is the hard copy of iterative BOND (sec. 4.3).
-    """
-    return warp.ema(anchor, params, eta)
-
-
 # --- the algorithm: BOND / iterative BOND / J-BOND on a language model ----------------------------
 
 VARIANTS: tuple[str, ...] = ("bond", "jbond")
@@ -660,7 +653,9 @@ def next_anchor(config: BondConfig, anchor_params: Any, params: Any, step: Array
 
     ``"fixed"``: unchanged (plain BOND distils Best-of-N of ``pi_ref``); ``"hard"``: ``params``
     when ``step % anchor_period == 0``, else unchanged (iterative BOND, sec. 4.3, Alg. 1);
-    ``"ema"``: :func:`update_anchor` with ``eta = anchor_eta`` (J-BOND eq. 18), every step.
+    ``"ema"``: ``(1 - eta) anchor + eta params`` with ``eta = anchor_eta`` (J-BOND eq. 18), every
+    step: :func:`purerl.core.tree.lerp` (``BondConfig`` checks ``eta`` in ``[0, 1]``); ``eta = 1``
+    is the hard copy of iterative BOND (sec. 4.3).
     """
     kind = config.anchor_kind
     if kind == "fixed":
@@ -668,7 +663,7 @@ def next_anchor(config: BondConfig, anchor_params: Any, params: Any, step: Array
     if kind == "hard":
         copy = jnp.asarray(step) % config.anchor_period == 0
         return jax.tree.map(lambda a, p: jnp.where(copy, p, a), anchor_params, params)
-    return update_anchor(anchor_params, params, config.anchor_eta)
+    return lerp(anchor_params, params, config.anchor_eta)
 
 
 def _response_logp(
@@ -889,8 +884,8 @@ def evaluate(
       ``eval/bon_reward``, ``eval/bon_gold`` (the same for ``z``: the Best-of-N baseline, at ``N``
       times the sampling cost), ``eval/length`` (response tokens, EOS included).
 
-    Keys are ``eval/...`` so that :func:`purerl.loops.self_sampling.make_train` can put them next to the
-    update's metrics in one row.
+    Keys are ``eval/...`` so that :func:`purerl.loops.self_sampling.make_train` can put them next to
+    the update's metrics in one row.
 
     Args:
       params: the evaluated policy; ``ref_params``: ``pi_ref`` (the SFT policy).

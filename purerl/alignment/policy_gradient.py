@@ -85,6 +85,7 @@ from jax.typing import ArrayLike
 
 from purerl.alignment import lm, pretrain, tasks, warm
 from purerl.core import optim, validation
+from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, Metrics
 
 Estimator = Literal["k1", "k2", "k3"]
@@ -645,7 +646,7 @@ def make(
     3. ``r(x, y) = reward_fn(tokens, mask)`` and ``r_beta = r - beta sum_t k_t`` under stop-gradient;
     4. ``theta <- Adam(theta, grad pg_loss)`` (:func:`pg_loss`: ``-mean sg(r_beta - b) log pi``);
     5. ``anchor="ema"``: ``theta_ema <- (1 - mu) theta_ema + mu theta`` with the *new* ``theta``
-       (the update of :func:`purerl.alignment.warp.ema`); ``anchor="sft"``: the anchor stays
+       (:func:`purerl.core.tree.lerp` ``(theta_ema, theta, mu)``); ``anchor="sft"``: the anchor stays
        ``theta_sft``.
 
     The policy is the tempered distribution ``pi = softmax(l_theta / tau)`` that the samples come
@@ -762,8 +763,8 @@ def make(
         updates, opt_state = optimizer.update(grads, state.opt_state, flat)
         params = unravel(optax.apply_updates(flat, updates))
         if config.anchor == "ema":
-            # = warp.ema (warp imports this module, so the lerp is called directly).
-            anchor = warm.interpolate(state.anchor_params, params, config.ema_rate)
+            # RLConfig checks ema_rate in [0, 1]; policy and anchor share one structure (init).
+            anchor = lerp(state.anchor_params, params, config.ema_rate)
         else:
             anchor = state.anchor_params
         metrics["optim/grad_norm"] = optax.tree.norm(grads)

@@ -335,7 +335,7 @@ def test_scores_the_tempered_distribution_it_samples(sft):
     # Regression (issue 12): BOND sampled from softmax(l / tau) but scored with log softmax(l).
     # (params, tau = 0.5) and (params with logits 2 l, tau = 1) are the same policy, bit for bit
     # (2 l / 1 = l / 0.5 exactly): every sample and every number BOND computes must agree. On the
-    # old code the samples agreed but the losses and KLs did not (log softmax(l) != log softmax(2 l)).
+    # old code the samples agreed but the losses and KLs did not (log softmax(l) vs (2 l)).
     base = dataclasses.replace(CONFIGS["bond"], anchor="fixed")
     metrics = {}
     for tau, params in ((0.5, sft), (1.0, _sharpen(sft))):

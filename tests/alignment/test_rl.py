@@ -10,8 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl.alignment import lm, tasks, warp
+from purerl.alignment import lm, tasks
 from purerl.alignment import policy_gradient as pg
+from purerl.core.tree import lerp
 from purerl.loops import self_sampling
 
 TASK = tasks.TaskConfig()  # sequences [N, 4 + 8]
@@ -94,7 +95,7 @@ def test_make_and_loop_config_reject_inconsistent_setups():
 @jax.jit
 def expected_anchor(anchor, params):
     by_hand = jax.tree.map(lambda a, p: (1 - MU) * a + MU * p, anchor, params)
-    return by_hand, warp.ema(anchor, params, MU)
+    return by_hand, lerp(anchor, params, MU)
 
 
 def test_update_contract_and_ema_anchor(params, algo, update):
@@ -119,9 +120,9 @@ def test_update_contract_and_ema_anchor(params, algo, update):
         for k, v in metrics.items():
             assert v.shape == () and np.isfinite(v), k
         # EMA anchor: theta_ema <- (1 - mu) theta_ema + mu theta, with the *new* theta.
-        by_hand, by_warp = expected_anchor(state.anchor_params, new.params)
+        by_hand, by_lerp = expected_anchor(state.anchor_params, new.params)
         _assert_close(new.anchor_params, by_hand, atol=1e-7)
-        _assert_close(new.anchor_params, by_warp, atol=1e-7)
+        _assert_close(new.anchor_params, by_lerp, atol=1e-7)
         _assert_close(new.sft_params, params, atol=0)
         state = new
     assert int(state.step) == 3
