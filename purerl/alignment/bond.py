@@ -179,7 +179,7 @@ def beta_bond(n: int | ArrayLike) -> jax.Array | float:
     Args:
       n: ``N >= 2`` (may be traced).
     """
-    best_of_n._check_n("beta_bond", n, minimum=2)
+    best_of_n.check_n("beta_bond", n, minimum=2)
     return 1.0 / (n - 1)
 
 
@@ -457,9 +457,7 @@ class BondConfig:
             learning_rate=self.learning_rate,
             max_grad_norm=self.max_grad_norm,
         )
-        policy_gradient._check_choice(
-            "BondConfig.baseline", self.baseline, policy_gradient.BASELINES
-        )
+        validation.one_of("BondConfig.baseline", self.baseline, policy_gradient.BASELINES)
         if self.baseline == "rloo" and self.batch_size < 2:
             raise ValueError(
                 f"BondConfig.batch_size must be >= 2 for the leave-one-out baseline, got "
@@ -902,8 +900,8 @@ def evaluate(
     """
     _check_lm_task(lm_config, task_config)
     validation.positive("bond.evaluate", temperature=temperature)
-    best_of_n._check_n("bond.evaluate", n)
-    best_of_n._check_n("bond.evaluate (num_quantile_samples)", num_quantile_samples)
+    best_of_n.check_n("bond.evaluate", n)
+    best_of_n.check_n("bond.evaluate (num_quantile_samples)", num_quantile_samples)
     shape = tuple(np.shape(prompts))
     if len(shape) != 2 or shape[1] != task_config.prompt_len:
         raise ValueError(
@@ -992,8 +990,8 @@ def make_evaluate(
     ``N = n`` (default ``config.n``; for J-BOND pass the ``N`` to compare with) and ``k =
     num_quantile_samples`` (sec. 4.4: 32). Pure; jit it or hand it to a training loop."""
     n = config.n if n is None else n
-    best_of_n._check_n("bond.make_evaluate", n)
-    best_of_n._check_n("bond.make_evaluate (num_prompts)", num_prompts)
+    best_of_n.check_n("bond.make_evaluate", n)
+    best_of_n.check_n("bond.make_evaluate (num_prompts)", num_prompts)
 
     def evaluate_fn(state: BondState, key: jax.Array) -> Metrics:
         prompt_key, eval_key = jax.random.split(key)

@@ -115,8 +115,8 @@ class PGConfig:
 
     def __post_init__(self):
         validation.non_negative("PGConfig", beta=self.beta)
-        _check_choice("PGConfig.estimator", self.estimator, ESTIMATORS)
-        _check_choice("PGConfig.baseline", self.baseline, BASELINES)
+        validation.one_of("PGConfig.estimator", self.estimator, ESTIMATORS)
+        validation.one_of("PGConfig.baseline", self.baseline, BASELINES)
         if not isinstance(self.kl_in_reward, bool):
             raise ValueError(f"PGConfig.kl_in_reward must be a bool, got {self.kl_in_reward!r}")
         if not self.kl_in_reward and self.estimator == "k1":
@@ -128,11 +128,6 @@ _K1_IN_LOSS = (
     "the KL would not be enforced; use 'k2' (reverse-KL gradient) or 'k3' (forward-KL gradient, "
     "GRPO) in the loss, or put k1 in the reward (kl_in_reward=True)"
 )
-
-
-def _check_choice(owner: str, value: object, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{owner} must be one of {choices}, got {value!r}")
 
 
 def _check_tokens(owner: str, logp: ArrayLike, logp_anchor: ArrayLike, mask: ArrayLike) -> None:
@@ -220,7 +215,7 @@ def per_token_kl(
     Returns:
       ``[..., T]``, 0 on padding.
     """
-    _check_choice("per_token_kl: estimator", estimator, ESTIMATORS)
+    validation.one_of("per_token_kl: estimator", estimator, ESTIMATORS)
     return _ESTIMATOR_FNS[estimator](logp, logp_anchor, mask)
 
 
@@ -363,7 +358,7 @@ def mean_baseline(returns: ArrayLike) -> jax.Array:
 
 def compute_baseline(returns: ArrayLike, kind: BaselineKind) -> jax.Array:
     """The baseline named by ``kind``: ``"rloo"``, ``"mean"`` or ``"none"`` (zeros); ``[B, K]``."""
-    _check_choice("compute_baseline: kind", kind, BASELINES)
+    validation.one_of("compute_baseline: kind", kind, BASELINES)
     if kind == "rloo":
         return leave_one_out_baseline(returns)
     if kind == "mean":
@@ -426,7 +421,7 @@ def kl_loss(
     Returns:
       scalar.
     """
-    _check_choice("kl_loss: estimator", estimator, ESTIMATORS)
+    validation.one_of("kl_loss: estimator", estimator, ESTIMATORS)
     if estimator == "k1":
         raise ValueError(_K1_IN_LOSS.format(owner="kl_loss"))
     per_token = per_token_kl(logp, jax.lax.stop_gradient(logp_anchor), mask, estimator)
@@ -519,7 +514,7 @@ class RLConfig:
     log_kl_sft: bool = True  # also log the sampled KL to the SFT model (one more forward pass)
 
     def __post_init__(self):
-        _check_choice("RLConfig.anchor", self.anchor, ANCHORS)
+        validation.one_of("RLConfig.anchor", self.anchor, ANCHORS)
         validation.in_unit_interval("RLConfig", ema_rate=self.ema_rate)
         validation.positive(
             "RLConfig",

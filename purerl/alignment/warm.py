@@ -411,7 +411,7 @@ def score(
     stack_size("score", stacked_params)
     lm.check_tokens(tokens, lm_config)
     lm.check_mask(mask, tokens)
-    reward_model._check_head(
+    reward_model.check_head(
         jax.tree.map(lambda x: x[0], stacked_params.trunk), stacked_params.head[0], lm_config
     )
     return _score(lm_config, stacked_params, jnp.asarray(tokens), jnp.asarray(mask))
@@ -514,7 +514,7 @@ def interpolation_curve(
     if lams.ndim != 1 or lams.size == 0:
         raise ValueError(f"interpolation_curve: lams must be a non-empty [L] array, got {lams!r}")
     reward_model.check_preferences(prefs, lm_config, "interpolation_curve")
-    reward_model._check_head(phi1.trunk, phi1.head, lm_config)
+    reward_model.check_head(phi1.trunk, phi1.head, lm_config)
     tokens, mask, _ = _pairs({"prefs": prefs})
     wa, ens, diag = _interpolation(lm_config, phi1, phi2, jnp.asarray(lams), tokens, mask)
     return {

@@ -66,8 +66,8 @@ def adam(
     warmup_steps: int = 0,
     max_grad_norm: float | None = None,
 ) -> optax.GradientTransformation:
-    """Adam (Kingma & Ba 2015, optax defaults ``b1 = 0.9, b2 = 0.999, eps = 1e-8``), optionally after
-    global-norm gradient clipping and with the linear warm-up of :func:`warmup_schedule`.
+    """Adam (Kingma & Ba 2015; optax defaults ``b1 = 0.9, b2 = 0.999, eps = 1e-8``), optionally
+    after global-norm gradient clipping, with the linear warm-up of :func:`warmup_schedule`.
 
         g <- g * min(1, c / |g|_2)                  (when max_grad_norm = c is given)
         u_k = -lr_k * m_hat_k / (sqrt(v_hat_k) + eps)
