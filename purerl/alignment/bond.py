@@ -70,6 +70,11 @@ The algorithm on a language model (bottom of the module; docs/alignment/bond.md 
   its own prompts;
 * :func:`evaluate` / :func:`make_evaluate`: reward, gold reward, log-quantile and KL to ``pi_ref``,
   and MC estimates of both KLs to ``BoN_N(pi_ref)`` through :func:`best_of_n.log_bon_prob`.
+
+Contract (``purerl.alignment.REGISTRY["bond"]``, :class:`purerl.core.types.Algorithm`): BOND
+distils a pretrained policy, so ``init(key, sft_params)`` takes the SFT parameters in the ``spec``
+slot of :class:`~purerl.core.types.InitFn` (policy, anchor and reference all start there);
+``update(state, prompts)`` takes ``[B, P]`` prompts, or ``None`` to draw them from the task.
 """
 
 from __future__ import annotations

@@ -68,6 +68,12 @@ draws ``B`` prompts, samples ``K`` responses per prompt at temperature ``tau``, 
 jittable ``reward_fn(tokens, mask) -> [B K]`` and takes one Adam step on :func:`pg_loss`.
 :func:`evaluate` / :func:`make_evaluate` report proxy reward, gold reward and the analytic
 ``KL(pi || pi_sft)``. :mod:`purerl.loops.self_sampling` runs it as one compiled scan.
+
+Contract (``purerl.alignment.REGISTRY["policy_gradient"]``, :class:`purerl.core.types.Algorithm`):
+the method starts from a pretrained policy, so ``init(key, init_params, sft_params=None)`` takes
+the LM parameters in the ``spec`` slot of :class:`~purerl.core.types.InitFn` (plus the SFT weights
+of the KL anchor, default ``init_params``); ``update(state, prompts)`` takes ``[B, P]`` prompts, or
+``None`` to draw them from the task with the state's key.
 """
 
 from __future__ import annotations
