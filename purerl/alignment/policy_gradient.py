@@ -581,8 +581,10 @@ def response_logits(
     Args:
       tokens: ``[N, P + R]`` prompt-then-response sequences.
       prompt_len: ``P`` (static).
-      temperature: ``tau > 0`` (may be traced).
+      temperature: ``tau > 0`` (may be traced; then unchecked). A greedy policy (``tau = 0``) has
+        no log-probs to score, so ``tau <= 0`` is rejected.
     """
+    validation.positive("policy_gradient.response_logits", temperature=temperature)
     logits = lm.make_lm(lm_config).apply(params, tokens).logits
     return logits[:, prompt_len - 1 : -1].astype(jnp.float32) / temperature
 

@@ -362,11 +362,18 @@ def test_scores_the_tempered_distribution_it_samples(sft):
 
 
 def test_temperature_must_be_positive(sft):
+    # Everything that scores a tempered policy rejects tau <= 0 by name (samplers keep tau = 0 as
+    # greedy decoding: lm.sample, best_of_n.sample_candidates, the act of every policy).
+    tokens = jnp.ones((2, LM.max_len), jnp.int32)
     for tau in (0.0, -1.0):
         with pytest.raises(ValueError, match="BondConfig.temperature"):
             bond.BondConfig(temperature=tau)
         with pytest.raises(ValueError, match="bond.evaluate.temperature"):
             bond.evaluate(LM, TASK, gold, sft, sft, jnp.ones((2, P), jnp.int32), None, 2, 2, tau)
+        with pytest.raises(ValueError, match="lm.token_logprobs.temperature"):
+            lm.token_logprobs(LM, sft, tokens, tokens, temperature=tau)
+        with pytest.raises(ValueError, match="policy_gradient.response_logits.temperature"):
+            policy_gradient.response_logits(LM, sft, tokens, P, tau)
 
 
 def test_jbond_learning_smoke_with_the_loop(sft):
