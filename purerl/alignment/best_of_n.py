@@ -52,8 +52,9 @@ from purerl.alignment import lm
 _SUM_TOL = 1e-4
 
 
-def _check_n(owner: str, n: int | ArrayLike, minimum: int = 1) -> None:
-    """``n`` must be an int >= ``minimum`` (a traced value passes unchecked)."""
+def check_n(owner: str, n: int | ArrayLike, minimum: int = 1) -> None:
+    """Raise ``ValueError`` unless ``n`` (a number of samples ``N``) is an int >= ``minimum``; a
+    traced value passes unchecked. Shared by :mod:`purerl.alignment.bond`."""
     if isinstance(n, jax.core.Tracer):
         return
     if isinstance(n, (jax.Array, np.ndarray)) and np.ndim(n) == 0:
@@ -151,7 +152,7 @@ def log_collision_term(p_le: ArrayLike, p_lt: ArrayLike, n: int | ArrayLike) -> 
     Returns:
       ``[...]`` (broadcast of ``p_le`` and ``p_lt``).
     """
-    _check_n("log_collision_term", n)
+    check_n("log_collision_term", n)
     return _log_collision_kernel(p_le, p_lt, n)
 
 
@@ -189,7 +190,7 @@ def log_bon_prob(
     Returns:
       ``[...]``.
     """
-    _check_n("log_bon_prob", n)
+    check_n("log_bon_prob", n)
     return _log_bon_prob_kernel(logp_ref, p_le, p_lt, n)
 
 
@@ -217,7 +218,7 @@ def bon_probs(ref_probs: ArrayLike, rewards: ArrayLike, n: int | ArrayLike) -> j
     Returns:
       ``[..., K]`` probabilities, summing to 1 over the last axis.
     """
-    _check_n("bon_probs", n)
+    check_n("bon_probs", n)
     _check_probs("bon_probs", ref_probs, rewards)
     ref_probs = jnp.asarray(ref_probs, jnp.result_type(ref_probs, jnp.float32))
     return _bon_probs_kernel(ref_probs, jnp.asarray(rewards), n)
@@ -273,7 +274,7 @@ def inference_cost(n: int, max_new_tokens: int) -> InferenceCost:
     ``inference_cost(1, T)`` is the cost of one sample of a (BOND-distilled) policy, so the ratio of
     the two is the inference saving BOND claims (``N`` times fewer samples, sec. 1 and 3).
     """
-    _check_n("inference_cost", n)
+    check_n("inference_cost", n)
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
         raise ValueError(f"inference_cost: max_new_tokens must be an int, got {max_new_tokens!r}")
     n, t = int(n), int(max_new_tokens)
@@ -330,7 +331,7 @@ def sample_candidates(
     Returns:
       ``(tokens [B, N, P + R], mask [B, N, P + R])``.
     """
-    _check_n("sample_candidates", n)
+    check_n("sample_candidates", n)
     shape = tuple(np.shape(prompts))
     if len(shape) != 2:
         raise ValueError(f"sample_candidates: prompts must be [B, P] token ids, got shape {shape}")
@@ -388,7 +389,7 @@ def sample_best_of_n(
       At ``n = 1`` ``reward_fn`` is still called, to fill ``reward`` for measurement; the cost
       counts 0 reward calls because serving one sample needs no ranking.
     """
-    _check_n("sample_best_of_n", n)
+    check_n("sample_best_of_n", n)
     tokens, mask = sample_candidates(
         lm_config, params, prompts, key, n, max_new_tokens, temperature, eos_id, pad_id, use_cache
     )

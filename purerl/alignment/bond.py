@@ -31,7 +31,8 @@ J-BOND (sec. 5, Algorithm 2): ``n = 2``; per prompt one policy sample ``y`` and 
   score-function gradient of ``gamma KL(pi || pi_anchor)``, eq. 19)          -> :func:`jbond_loss`
   ``L = (1 - beta) NLL(y'_Bo2) - beta sg(R - B) log pi(y)
   + gamma sg(log pi(y) - log pi_anchor(y)) log pi(y)``
-* ``theta_anchor <- (1 - eta) theta_anchor + eta theta`` (eq. 18)        -> :func:`update_anchor`
+* ``theta_anchor <- (1 - eta) theta_anchor + eta theta`` (eq. 18)
+  -> :func:`purerl.core.tree.lerp` ``(theta_anchor, theta, eta)`` in :func:`next_anchor`
 
 Conventions (shared with :mod:`purerl.alignment.policy_gradient`): log-probs are per token,
 ``[..., T]``, with a ``mask`` ``[..., T]`` that is nonzero on response tokens (padding may hold
@@ -69,6 +70,11 @@ The algorithm on a language model (bottom of the module; docs/alignment/bond.md 
   its own prompts;
 * :func:`evaluate` / :func:`make_evaluate`: reward, gold reward, log-quantile and KL to ``pi_ref``,
   and MC estimates of both KLs to ``BoN_N(pi_ref)`` through :func:`best_of_n.log_bon_prob`.
+
+Contract (``purerl.alignment.REGISTRY["bond"]``, :class:`purerl.core.types.Algorithm`): BOND
+distils a pretrained policy, so ``init(key, sft_params)`` takes the SFT parameters in the ``spec``
+slot of :class:`~purerl.core.types.InitFn` (policy, anchor and reference all start there);
+``update(state, prompts)`` takes ``[B, P]`` prompts, or ``None`` to draw them from the task.
 """
 
 from __future__ import annotations
@@ -86,8 +92,9 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
-from purerl.alignment import best_of_n, lm, policy_gradient, tasks, warp
-from purerl.core import validation
+from purerl.alignment import best_of_n, lm, policy_gradient, tasks
+from purerl.core import optim, validation
+from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, Metrics
 
 LOG_16 = math.log(16.0)  # -r_J-BOND of a sample worse than both anchor samples (BOND eq. 17)
@@ -177,7 +184,7 @@ def beta_bond(n: int | ArrayLike) -> jax.Array | float:
     Args:
       n: ``N >= 2`` (may be traced).
     """
-    best_of_n._check_n("beta_bond", n, minimum=2)
+    best_of_n.check_n("beta_bond", n, minimum=2)
     return 1.0 / (n - 1)
 
 
@@ -389,15 +396,6 @@ def jbond_loss(
     return total, metrics
 
 
-def update_anchor(anchor: Any, params: Any, eta: ArrayLike) -> Any:
-    """J-BOND's EMA anchor ``theta_anchor <- (1 - eta) theta_anchor + eta theta`` (BOND eq. 18).
-
-    :func:`purerl.alignment.warp.ema` with ``update_rate = eta`` (BOND: 0.02; Fig. 6 sweeps 0.01 to
-    0.1). ``eta = 1`` is the hard copy of iterative BOND (sec. 4.3).
-    """
-    return warp.ema(anchor, params, eta)
-
-
 # --- the algorithm: BOND / iterative BOND / J-BOND on a language model ----------------------------
 
 VARIANTS: tuple[str, ...] = ("bond", "jbond")
@@ -429,9 +427,9 @@ class BondConfig:
     anchor_eta: float = 0.02  # EMA rate eta, weight on the new params (sec. 6, Fig. 7: 0.02)
     batch_size: int = 128  # prompts per update (sec. 6: batch size 128)
     learning_rate: float = 1e-3  # toy-LM scale; the paper's Adam lr is 3e-6 for Gemma (sec. 6)
-    warmup_steps: int = 100  # linear lr warm-up (sec. 6: 100 warm-up steps)
+    warmup_steps: int = 100  # linear warm-up, core.optim (sec. 6: 100 warm-up steps)
     max_grad_norm: float = 1.0  # global-norm clipping (not in the paper; a numerical guard)
-    temperature: float = 1.0  # sampling temperature of policy and anchor (paper: unstated)
+    temperature: float = 1.0  # tau > 0 of policy and anchor, sampled and scored (paper: unstated)
     baseline: str = "rloo"  # leave-one-out over the batch (sec. 4.2: "other generations")
     drop_collision_term: bool = True  # r_BOND = log p^<= (sec. 4.2); False keeps term (B)
     use_cache: bool = True  # KV-cache sampler; False: lm.sample's reference path (same tokens,
@@ -457,13 +455,14 @@ class BondConfig:
         if self.variant == "jbond" and self.n != 2:
             raise ValueError(f"BondConfig.n must be 2 for variant 'jbond' (Alg. 2), got {self.n}")
         validation.in_unit_interval("BondConfig", beta=self.beta, anchor_eta=self.anchor_eta)
-        validation.non_negative("BondConfig", gamma=self.gamma, temperature=self.temperature)
+        validation.non_negative("BondConfig", gamma=self.gamma)
         validation.positive(
-            "BondConfig", learning_rate=self.learning_rate, max_grad_norm=self.max_grad_norm
+            "BondConfig",
+            temperature=self.temperature,
+            learning_rate=self.learning_rate,
+            max_grad_norm=self.max_grad_norm,
         )
-        policy_gradient._check_choice(
-            "BondConfig.baseline", self.baseline, policy_gradient.BASELINES
-        )
+        validation.one_of("BondConfig.baseline", self.baseline, policy_gradient.BASELINES)
         if self.baseline == "rloo" and self.batch_size < 2:
             raise ValueError(
                 f"BondConfig.batch_size must be >= 2 for the leave-one-out baseline, got "
@@ -657,7 +656,9 @@ def next_anchor(config: BondConfig, anchor_params: Any, params: Any, step: Array
 
     ``"fixed"``: unchanged (plain BOND distils Best-of-N of ``pi_ref``); ``"hard"``: ``params``
     when ``step % anchor_period == 0``, else unchanged (iterative BOND, sec. 4.3, Alg. 1);
-    ``"ema"``: :func:`update_anchor` with ``eta = anchor_eta`` (J-BOND eq. 18), every step.
+    ``"ema"``: ``(1 - eta) anchor + eta params`` with ``eta = anchor_eta`` (J-BOND eq. 18), every
+    step: :func:`purerl.core.tree.lerp` (``BondConfig`` checks ``eta`` in ``[0, 1]``); ``eta = 1``
+    is the hard copy of iterative BOND (sec. 4.3).
     """
     kind = config.anchor_kind
     if kind == "fixed":
@@ -665,14 +666,20 @@ def next_anchor(config: BondConfig, anchor_params: Any, params: Any, step: Array
     if kind == "hard":
         copy = jnp.asarray(step) % config.anchor_period == 0
         return jax.tree.map(lambda a, p: jnp.where(copy, p, a), anchor_params, params)
-    return update_anchor(anchor_params, params, config.anchor_eta)
+    return lerp(anchor_params, params, config.anchor_eta)
 
 
 def _response_logp(
-    lm_config: lm.LMConfig, params: Any, tokens: jax.Array, mask: jax.Array, p: int
+    lm_config: lm.LMConfig,
+    params: Any,
+    tokens: jax.Array,
+    mask: jax.Array,
+    p: int,
+    temperature: ArrayLike,
 ) -> jax.Array:
-    """``[N, R]`` per-token log-probs of the response tokens (0 on prompt and pad)."""
-    return lm.token_logprobs(lm_config, params, tokens, mask)[:, p - 1 :]
+    """``[N, R]`` per-token log-probs of the response tokens under the tempered policy
+    ``softmax(l / tau)``, the distribution :func:`collect` samples from (0 on prompt and pad)."""
+    return lm.token_logprobs(lm_config, params, tokens, mask, temperature=temperature)[:, p - 1 :]
 
 
 def make(
@@ -707,11 +714,13 @@ def make(
     if not callable(reward_fn):
         raise ValueError("bond.make: reward_fn must be callable (tokens, mask) -> [M]")
     p = task_config.prompt_len
-    if config.warmup_steps > 0:
-        lr = optax.linear_schedule(0.0, config.learning_rate, config.warmup_steps)
-    else:
-        lr = config.learning_rate
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
+    # The warm-up of purerl.core.optim: update k uses lr * min(1, (k + 1) / W), so the first one
+    # already moves the policy (the former optax.linear_schedule(0, lr, W) made it a no-op).
+    optimizer = optim.adam(
+        config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        max_grad_norm=config.max_grad_norm,
+    )
 
     def init(key: jax.Array, sft_params: Any) -> BondState:
         flat = ravel_pytree(sft_params)[0]
@@ -747,16 +756,19 @@ def make(
 
     def loss(params: Any, state: BondState, batch: BondBatch, key: jax.Array | None = None):
         del key  # no dropout: the loss is deterministic given the samples
+        # Every log-prob is of the tempered distribution softmax(l / tau) that collect samples
+        # from (policy, anchor and reference alike), so the REINFORCE term is on-policy.
+        tau = config.temperature
         b = batch.tokens.shape[0]
         both = jnp.concatenate([batch.tokens, batch.bon_tokens], axis=0)
         both_mask = jnp.concatenate([batch.mask, batch.bon_mask], axis=0)
-        logp_both = _response_logp(lm_config, params, both, both_mask, p)
+        logp_both = _response_logp(lm_config, params, both, both_mask, p, tau)
         logp, logp_bon = logp_both[:b], logp_both[b:]
         mask, mask_bon = batch.mask[:, p:], batch.bon_mask[:, p:]
         sg = jax.lax.stop_gradient
         if config.anchor_kind == "fixed":  # the anchor is the reference: one pass serves both
             logp_anchor = sg(
-                _response_logp(lm_config, state.anchor_params, batch.tokens, batch.mask, p)
+                _response_logp(lm_config, state.anchor_params, batch.tokens, batch.mask, p, tau)
             )
             logp_ref = logp_anchor
         else:  # one vmapped pass over the stacked (anchor, ref) weights: a smaller program
@@ -764,7 +776,7 @@ def make(
                 lambda a, r: jnp.stack([a, r]), state.anchor_params, state.ref_params
             )
             logp_anchor, logp_ref = sg(
-                jax.vmap(lambda q: _response_logp(lm_config, q, batch.tokens, batch.mask, p))(
+                jax.vmap(lambda q: _response_logp(lm_config, q, batch.tokens, batch.mask, p, tau))(
                     stacked
                 )
             )
@@ -875,22 +887,26 @@ def evaluate(
       ``eval/bon_reward``, ``eval/bon_gold`` (the same for ``z``: the Best-of-N baseline, at ``N``
       times the sampling cost), ``eval/length`` (response tokens, EOS included).
 
-    Keys are ``eval/...`` so that :func:`purerl.alignment.loop.make_train` can put them next to the
-    update's metrics in one row.
+    Keys are ``eval/...`` so that :func:`purerl.loops.self_sampling.make_train` can put them next to
+    the update's metrics in one row.
 
     Args:
       params: the evaluated policy; ``ref_params``: ``pi_ref`` (the SFT policy).
       prompts: ``[B, P]``.
       n: ``N >= 1`` of the Best-of-N being compared with (BOND's own for plain BOND).
       num_quantile_samples: ``k``.
-      temperature, use_cache: sampling settings (:func:`purerl.alignment.lm.sample`).
+      temperature: ``tau > 0``: every policy and reference sample is drawn from, and every log-prob
+        and KL is of, the tempered distribution ``softmax(l / tau)`` (the ``pi`` and ``pi_ref``
+        being compared).
+      use_cache: the sampler's KV cache (:func:`purerl.alignment.lm.sample`).
 
     Returns:
       flat metrics, scalars.
     """
     _check_lm_task(lm_config, task_config)
-    best_of_n._check_n("bond.evaluate", n)
-    best_of_n._check_n("bond.evaluate (num_quantile_samples)", num_quantile_samples)
+    validation.positive("bond.evaluate", temperature=temperature)
+    best_of_n.check_n("bond.evaluate", n)
+    best_of_n.check_n("bond.evaluate (num_quantile_samples)", num_quantile_samples)
     shape = tuple(np.shape(prompts))
     if len(shape) != 2 or shape[1] != task_config.prompt_len:
         raise ValueError(
@@ -930,9 +946,9 @@ def evaluate(
 
     both = jnp.concatenate([y.tokens, z_tokens])
     both_mask = jnp.concatenate([y.mask, z_mask])
-    net = lm.make_lm(lm_config)
-    logits = net.apply(params, both).logits[:, p - 1 : -1]
-    logits_ref = net.apply(ref_params, both).logits[:, p - 1 : -1]
+    # Policy and reference scored as the tempered distributions the samples were drawn from.
+    logits = policy_gradient.response_logits(lm_config, params, both, p, temperature)
+    logits_ref = policy_gradient.response_logits(lm_config, ref_params, both, p, temperature)
     resp, resp_mask = both[:, p:], both_mask[:, p:]
 
     def seq_logp(lg):
@@ -979,8 +995,8 @@ def make_evaluate(
     ``N = n`` (default ``config.n``; for J-BOND pass the ``N`` to compare with) and ``k =
     num_quantile_samples`` (sec. 4.4: 32). Pure; jit it or hand it to a training loop."""
     n = config.n if n is None else n
-    best_of_n._check_n("bond.make_evaluate", n)
-    best_of_n._check_n("bond.make_evaluate (num_prompts)", num_prompts)
+    best_of_n.check_n("bond.make_evaluate", n)
+    best_of_n.check_n("bond.make_evaluate (num_prompts)", num_prompts)
 
     def evaluate_fn(state: BondState, key: jax.Array) -> Metrics:
         prompt_key, eval_key = jax.random.split(key)

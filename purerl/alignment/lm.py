@@ -45,7 +45,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
-from purerl.core import validation
+from purerl.core import optim, validation
 from purerl.core.types import Metrics, Network
 
 _NEG = -1e30  # finite "-inf" for masked attention scores: exp underflows to exactly 0, never NaN
@@ -410,19 +410,23 @@ def token_logprobs(
     mask: ArrayLike,
     key: jax.Array | None = None,
     dropout_rate: Any = None,
+    temperature: ArrayLike = 1.0,
 ) -> jax.Array:
-    """Per-token ``log pi(y_{t+1} | y_{<=t}) * mask_{t+1}``, shape ``[B, T - 1]``.
+    """Per-token ``log pi(y_{t+1} | y_{<=t}) * mask_{t+1}``, shape ``[B, T - 1]``, with
+    ``pi = softmax(logits / temperature)`` (the distribution :func:`sample` draws from at that
+    temperature).
 
     Entry ``t`` scores token ``t + 1`` from the logits at position ``t``; it is 0 where
     ``mask[:, t + 1]`` is 0 (prompt, pad). For ``[prompt (P) | response (R)]`` sequences the
     response's own per-token log-probs ``[B, R]`` are ``token_logprobs(...)[:, P - 1:]``.
-    Dropout only with a ``key`` (see :func:`make_lm`).
+    Dropout only with a ``key`` (see :func:`make_lm`). ``temperature > 0`` (may be traced).
     """
     check_tokens(tokens, config)
     check_mask(mask, tokens)
+    validation.positive("lm.token_logprobs", temperature=temperature)
     tokens = jnp.asarray(tokens)
     logits = make_lm(config).apply(params, tokens, key, dropout_rate).logits
-    logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
+    logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32) / temperature, axis=-1)
     picked = jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
     return picked * jnp.asarray(mask, jnp.float32)[:, 1:]
 
@@ -480,7 +484,7 @@ def make_train_step(
     validation.positive("lm.make_train_step", learning_rate=learning_rate)
     validation.positive("lm.make_train_step", max_grad_norm=max_grad_norm)
     network = make_lm(config)
-    optimizer = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    optimizer = optim.adam(learning_rate, max_grad_norm=max_grad_norm)
 
     def init(key: jax.Array) -> TrainState:
         key, init_key = jax.random.split(key)

@@ -67,7 +67,13 @@ to an anchor that is the fixed SFT model (``anchor="sft"``) or an EMA of the pol
 draws ``B`` prompts, samples ``K`` responses per prompt at temperature ``tau``, scores them with any
 jittable ``reward_fn(tokens, mask) -> [B K]`` and takes one Adam step on :func:`pg_loss`.
 :func:`evaluate` / :func:`make_evaluate` report proxy reward, gold reward and the analytic
-``KL(pi || pi_sft)``. :mod:`purerl.alignment.loop` runs it as one compiled scan.
+``KL(pi || pi_sft)``. :mod:`purerl.loops.self_sampling` runs it as one compiled scan.
+
+Contract (``purerl.alignment.REGISTRY["policy_gradient"]``, :class:`purerl.core.types.Algorithm`):
+the method starts from a pretrained policy, so ``init(key, init_params, sft_params=None)`` takes
+the LM parameters in the ``spec`` slot of :class:`~purerl.core.types.InitFn` (plus the SFT weights
+of the KL anchor, default ``init_params``); ``update(state, prompts)`` takes ``[B, P]`` prompts, or
+``None`` to draw them from the task with the state's key.
 """
 
 from __future__ import annotations
@@ -84,7 +90,8 @@ from jax.flatten_util import ravel_pytree
 from jax.typing import ArrayLike
 
 from purerl.alignment import lm, pretrain, tasks, warm
-from purerl.core import validation
+from purerl.core import optim, validation
+from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, Metrics
 
 Estimator = Literal["k1", "k2", "k3"]
@@ -114,8 +121,8 @@ class PGConfig:
 
     def __post_init__(self):
         validation.non_negative("PGConfig", beta=self.beta)
-        _check_choice("PGConfig.estimator", self.estimator, ESTIMATORS)
-        _check_choice("PGConfig.baseline", self.baseline, BASELINES)
+        validation.one_of("PGConfig.estimator", self.estimator, ESTIMATORS)
+        validation.one_of("PGConfig.baseline", self.baseline, BASELINES)
         if not isinstance(self.kl_in_reward, bool):
             raise ValueError(f"PGConfig.kl_in_reward must be a bool, got {self.kl_in_reward!r}")
         if not self.kl_in_reward and self.estimator == "k1":
@@ -127,11 +134,6 @@ _K1_IN_LOSS = (
     "the KL would not be enforced; use 'k2' (reverse-KL gradient) or 'k3' (forward-KL gradient, "
     "GRPO) in the loss, or put k1 in the reward (kl_in_reward=True)"
 )
-
-
-def _check_choice(owner: str, value: object, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{owner} must be one of {choices}, got {value!r}")
 
 
 def _check_tokens(owner: str, logp: ArrayLike, logp_anchor: ArrayLike, mask: ArrayLike) -> None:
@@ -219,7 +221,7 @@ def per_token_kl(
     Returns:
       ``[..., T]``, 0 on padding.
     """
-    _check_choice("per_token_kl: estimator", estimator, ESTIMATORS)
+    validation.one_of("per_token_kl: estimator", estimator, ESTIMATORS)
     return _ESTIMATOR_FNS[estimator](logp, logp_anchor, mask)
 
 
@@ -362,7 +364,7 @@ def mean_baseline(returns: ArrayLike) -> jax.Array:
 
 def compute_baseline(returns: ArrayLike, kind: BaselineKind) -> jax.Array:
     """The baseline named by ``kind``: ``"rloo"``, ``"mean"`` or ``"none"`` (zeros); ``[B, K]``."""
-    _check_choice("compute_baseline: kind", kind, BASELINES)
+    validation.one_of("compute_baseline: kind", kind, BASELINES)
     if kind == "rloo":
         return leave_one_out_baseline(returns)
     if kind == "mean":
@@ -425,7 +427,7 @@ def kl_loss(
     Returns:
       scalar.
     """
-    _check_choice("kl_loss: estimator", estimator, ESTIMATORS)
+    validation.one_of("kl_loss: estimator", estimator, ESTIMATORS)
     if estimator == "k1":
         raise ValueError(_K1_IN_LOSS.format(owner="kl_loss"))
     per_token = per_token_kl(logp, jax.lax.stop_gradient(logp_anchor), mask, estimator)
@@ -518,7 +520,7 @@ class RLConfig:
     log_kl_sft: bool = True  # also log the sampled KL to the SFT model (one more forward pass)
 
     def __post_init__(self):
-        _check_choice("RLConfig.anchor", self.anchor, ANCHORS)
+        validation.one_of("RLConfig.anchor", self.anchor, ANCHORS)
         validation.in_unit_interval("RLConfig", ema_rate=self.ema_rate)
         validation.positive(
             "RLConfig",
@@ -579,8 +581,10 @@ def response_logits(
     Args:
       tokens: ``[N, P + R]`` prompt-then-response sequences.
       prompt_len: ``P`` (static).
-      temperature: ``tau > 0`` (may be traced).
+      temperature: ``tau > 0`` (may be traced; then unchecked). A greedy policy (``tau = 0``) has
+        no log-probs to score, so ``tau <= 0`` is rejected.
     """
+    validation.positive("policy_gradient.response_logits", temperature=temperature)
     logits = lm.make_lm(lm_config).apply(params, tokens).logits
     return logits[:, prompt_len - 1 : -1].astype(jnp.float32) / temperature
 
@@ -645,7 +649,7 @@ def make(
     3. ``r(x, y) = reward_fn(tokens, mask)`` and ``r_beta = r - beta sum_t k_t`` under stop-gradient;
     4. ``theta <- Adam(theta, grad pg_loss)`` (:func:`pg_loss`: ``-mean sg(r_beta - b) log pi``);
     5. ``anchor="ema"``: ``theta_ema <- (1 - mu) theta_ema + mu theta`` with the *new* ``theta``
-       (the update of :func:`purerl.alignment.warp.ema`); ``anchor="sft"``: the anchor stays
+       (:func:`purerl.core.tree.lerp` ``(theta_ema, theta, mu)``); ``anchor="sft"``: the anchor stays
        ``theta_sft``.
 
     The policy is the tempered distribution ``pi = softmax(l_theta / tau)`` that the samples come
@@ -676,16 +680,11 @@ def make(
     b, k, p = config.batch_size, config.num_samples, task_config.prompt_len
     pg_config = config.pg
 
-    if config.warmup_steps > 0:
-        lr = lambda count: (
-            config.learning_rate
-            * jnp.minimum(  # noqa: E731
-                1.0, (count + 1.0) / config.warmup_steps
-            )
-        )
-    else:
-        lr = config.learning_rate
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr))
+    optimizer = optim.adam(
+        config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        max_grad_norm=config.max_grad_norm,
+    )
 
     def init(key: jax.Array, init_params: Any, sft_params: Any = None) -> RLState:
         sft = init_params if sft_params is None else sft_params
@@ -767,8 +766,8 @@ def make(
         updates, opt_state = optimizer.update(grads, state.opt_state, flat)
         params = unravel(optax.apply_updates(flat, updates))
         if config.anchor == "ema":
-            # = warp.ema (warp imports this module, so the lerp is called directly).
-            anchor = warm.interpolate(state.anchor_params, params, config.ema_rate)
+            # RLConfig checks ema_rate in [0, 1]; policy and anchor share one structure (init).
+            anchor = lerp(state.anchor_params, params, config.ema_rate)
         else:
             anchor = state.anchor_params
         metrics["optim/grad_norm"] = optax.tree.norm(grads)
@@ -836,7 +835,7 @@ def make_evaluate(
     num_prompts: int = 256,
     prompts: ArrayLike | None = None,
 ) -> Callable[[RLState, jax.Array], Metrics]:
-    """``evaluate_fn(state, key) -> metrics`` for :func:`purerl.alignment.loop.make_train`:
+    """``evaluate_fn(state, key) -> metrics`` for :func:`purerl.loops.self_sampling.make_train`:
     :func:`evaluate` of ``state.params`` against ``state.sft_params``.
 
     Args:

@@ -38,7 +38,7 @@ from jax.typing import ArrayLike
 
 from purerl.alignment import lm
 from purerl.alignment.tasks import Preferences
-from purerl.core import validation
+from purerl.core import optim, validation
 from purerl.core.types import Metrics
 
 
@@ -106,7 +106,10 @@ def _check_rewards(r_chosen: ArrayLike, r_rejected: ArrayLike, owner: str) -> No
         raise ValueError(f"{owner}: expected non-empty [N] rewards, got shape {a}")
 
 
-def _check_head(trunk: Any, head: ArrayLike, config: lm.LMConfig) -> None:
+def check_head(trunk: Any, head: ArrayLike, config: lm.LMConfig) -> None:
+    """Raise ``ValueError`` unless ``trunk`` is :func:`purerl.alignment.lm.make_lm` parameters of
+    ``config`` and ``head`` is a ``[d_model]`` reward head (shared by :mod:`purerl.alignment.warm`).
+    """
     try:
         emb = trunk["token_embed"]["embeddings"]
     except (KeyError, TypeError, IndexError):
@@ -153,7 +156,7 @@ def reward(
 ) -> jax.Array:
     """``r_phi(x, y) = w^T h_L[last]``, ``[B]``, for sequences ``tokens [B, T]`` (prompt + response,
     right-padded) with response ``mask [B, T]``."""
-    _check_head(params.trunk, params.head, config)
+    check_head(params.trunk, params.head, config)
     return features(config, params.trunk, tokens, mask, key, dropout_rate) @ params.head
 
 
@@ -230,7 +233,7 @@ def init_reward_model(key: jax.Array, lm_params: Any, config: RMConfig | lm.LMCo
     Fit the head with :func:`linear_probe` before fine-tuning (WARM §3.1)."""
     lm_config = config.lm if isinstance(config, RMConfig) else config
     head = jax.random.normal(key, (lm_config.d_model,)) / math.sqrt(lm_config.d_model)
-    _check_head(lm_params, head, lm_config)
+    check_head(lm_params, head, lm_config)
     return RMParams(trunk=lm_params, head=head)
 
 
@@ -245,7 +248,7 @@ def linear_probe(
     ``{"loss/probe", "rm/accuracy"}`` on ``prefs``.
     """
     check_preferences(prefs, config.lm, "linear_probe")
-    _check_head(params.trunk, params.head, config.lm)
+    check_head(params.trunk, params.head, config.lm)
     return _linear_probe(config, params, prefs)
 
 
@@ -257,7 +260,7 @@ def _linear_probe(config: RMConfig, params: RMParams, prefs: Preferences):
         lm_config, trunk, prefs.rejected, prefs.rejected_mask
     )
     delta = jax.lax.stop_gradient(delta)
-    optimizer = optax.adam(config.probe_learning_rate)
+    optimizer = optim.adam(config.probe_learning_rate)
 
     def objective(w):
         return -jnp.mean(jax.nn.log_sigmoid(delta @ w)) + 0.5 * config.probe_l2 * jnp.sum(w * w)
@@ -309,7 +312,8 @@ def make_train_step(config: RMConfig) -> TrainStep:
     ``jax.vmap(step.init, in_axes=(None, 0, 0, 0))(params, keys, lrs, dropouts)``.
     """
     lm_config = config.lm
-    optimizer = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.scale_by_adam())
+    # The Adam direction only: the step size lives in the state (so vmap can sweep it).
+    optimizer = optim.adam(None, max_grad_norm=config.max_grad_norm)
 
     def init(
         params: RMParams,
@@ -317,7 +321,7 @@ def make_train_step(config: RMConfig) -> TrainStep:
         learning_rate: ArrayLike | None = None,
         dropout_rate: ArrayLike | None = None,
     ) -> TrainState:
-        _check_head(params.trunk, params.head, lm_config)
+        check_head(params.trunk, params.head, lm_config)
         lr = config.learning_rate if learning_rate is None else learning_rate
         rate = config.dropout if dropout_rate is None else dropout_rate
         validation.non_negative("reward_model.init", learning_rate=lr)

@@ -14,7 +14,7 @@ The prediction ensemble it is compared with (ENS, sec. 1 and 3) costs ``M`` forw
 and the linear interpolation of two RMs used to test linear mode connectivity (Obs. 1, eq. 2) and
 "WA ~= ENS to first order" (Obs. 2, eq. 3) is
 
-    phi_lambda = (1 - lambda) phi_1 + lambda phi_2                -> :func:`interpolate`
+    phi_lambda = (1 - lambda) phi_1 + lambda phi_2      -> :func:`purerl.core.tree.lerp`
 
 Members live in one *stacked* pytree (every leaf ``[M, ...]``), which is what ``jax.vmap`` over
 ``M`` training runs returns; :func:`stack` builds one from a list of trees. Trees that cannot be
@@ -52,6 +52,7 @@ from jax.typing import ArrayLike
 from purerl.alignment import lm, reward_model, tasks
 from purerl.alignment.tasks import Preferences
 from purerl.core import validation
+from purerl.core.tree import lerp
 from purerl.core.types import Metrics
 
 
@@ -159,32 +160,6 @@ def weight_average(stacked_params: Any) -> Any:
     """
     stack_size("weight_average", stacked_params)
     return jax.tree.map(_mean_members, stacked_params)
-
-
-def interpolate(phi1: Any, phi2: Any, lam: ArrayLike) -> Any:
-    """``(1 - lam) phi1 + lam phi2`` leafwise (WARM Obs. 1, eq. 2; LMC along the segment).
-
-    ``lam = 0`` gives ``phi1``, ``lam = 1`` gives ``phi2``; values outside ``[0, 1]`` extrapolate
-    (WARP Fig. 10b uses ``eta`` up to 2). Each leaf keeps the dtype of
-    ``result_type(phi1_leaf, phi2_leaf)``, so a float32 ``lam`` does not promote bfloat16 weights.
-
-    Args:
-      phi1, phi2: pytrees of the same structure and leaf shapes.
-      lam: scalar weight on ``phi2`` (may be traced).
-    """
-    check_compatible("interpolate", phi1, phi2, ("phi1", "phi2"))
-    if np.ndim(lam) != 0:
-        raise ValueError(f"interpolate: lam must be a scalar, got shape {np.shape(lam)}")
-
-    return jax.tree.map(lambda a, b: _lerp_leaf(a, b, lam), phi1, phi2)
-
-
-# Leaf kernels are jitted so that eager calls compile one fused kernel per leaf shape instead of one
-# per primitive (inside a caller's jit they are simply inlined).
-@jax.jit
-def _lerp_leaf(a: jax.Array, b: jax.Array, lam: ArrayLike) -> jax.Array:
-    dtype = jnp.result_type(a, b)
-    return ((1.0 - lam) * a + lam * b).astype(dtype)
 
 
 @jax.jit
@@ -436,7 +411,7 @@ def score(
     stack_size("score", stacked_params)
     lm.check_tokens(tokens, lm_config)
     lm.check_mask(mask, tokens)
-    reward_model._check_head(
+    reward_model.check_head(
         jax.tree.map(lambda x: x[0], stacked_params.trunk), stacked_params.head[0], lm_config
     )
     return _score(lm_config, stacked_params, jnp.asarray(tokens), jnp.asarray(mask))
@@ -539,7 +514,7 @@ def interpolation_curve(
     if lams.ndim != 1 or lams.size == 0:
         raise ValueError(f"interpolation_curve: lams must be a non-empty [L] array, got {lams!r}")
     reward_model.check_preferences(prefs, lm_config, "interpolation_curve")
-    reward_model._check_head(phi1.trunk, phi1.head, lm_config)
+    reward_model.check_head(phi1.trunk, phi1.head, lm_config)
     tokens, mask, _ = _pairs({"prefs": prefs})
     wa, ens, diag = _interpolation(lm_config, phi1, phi2, jnp.asarray(lams), tokens, mask)
     return {
@@ -560,7 +535,7 @@ def _interpolation(lm_config, phi1, phi2, lams, tokens, mask):
     r1 = reward_model.reward(lm_config, phi1, tokens, mask)
     r2 = reward_model.reward(lm_config, phi2, tokens, mask)
     wa = jax.lax.map(
-        lambda lam: acc(reward_model.reward(lm_config, interpolate(phi1, phi2, lam), tokens, mask)),
+        lambda lam: acc(reward_model.reward(lm_config, lerp(phi1, phi2, lam), tokens, mask)),
         lams,
     )
     ens = jax.vmap(lambda lam: acc((1.0 - lam) * r1 + lam * r2))(lams)

@@ -4,7 +4,8 @@ Sessa, Girgin, Douillard & Bachem, 2024): the three weight-space operations, on 
 WARP Algorithm 1 -> functions (the RL inner loop itself is :mod:`purerl.alignment.policy_gradient`):
 
 * stage 1, the EMA anchor of each RL run, updated every step (sec. 3.1, mu = 0.01):
-  ``theta_ema <- (1 - mu) theta_ema + mu theta``                               -> :func:`ema`
+  ``theta_ema <- (1 - mu) theta_ema + mu theta``
+                   -> :func:`purerl.core.tree.lerp` ``(theta_ema, theta, mu)`` in the RL update
 * stage 2, spherical interpolation of *task vectors* ``delta_m = theta_m - theta_init`` (sec. 3,
   "SLERP"; App. B), one angle ``Omega = angle(delta_1, delta_2)`` per leaf ("layer by layer"):
   ``slerp(theta_init, theta_1, theta_2, lam) = theta_init + sin((1-lam) Omega)/sin(Omega) delta_1
@@ -13,9 +14,12 @@ WARP Algorithm 1 -> functions (the RL inner loop itself is :mod:`purerl.alignmen
   ``slerp_M = slerp(theta_init, slerp_{M-1}(theta_1..theta_{M-1}), theta_M, 1/M)``
                                                                           -> :func:`slerp_uniform`
 * stage 3, linear interpolation towards the init (LITI, sec. 3 stage 3, eta = 0.3):
-  ``theta_eta = (1 - eta) theta_init + eta theta_slerp``                      -> :func:`liti`
-* the final Pareto front ``{(1 - eta) theta_sft + eta theta_slerp^I}`` is :func:`liti` from
-  ``theta_sft`` over a grid of ``eta``; plain LERP of task vectors is :func:`lerp`.
+  ``theta_eta = (1 - eta) theta_init + eta theta_slerp``
+                               -> :func:`purerl.core.tree.lerp` ``(theta_init, theta_slerp, eta)``
+* the final Pareto front ``{(1 - eta) theta_sft + eta theta_slerp^I}`` is that LITI from
+  ``theta_sft`` over a grid of ``eta``; WARP's LERP baseline of two runs (App. B, Lemma 2) is
+  ``lerp(theta_1, theta_2, lam)`` = ``theta_init + (1 - lam) delta_1 + lam delta_2``. All of them
+  are purerl's one interpolation, :func:`purerl.core.tree.lerp` (no second name for it here).
 * Obs. 4 (task vectors nearly orthogonal, full weights nearly colinear)
                                                                     -> :func:`task_vector_cosines`
 * the whole iterated procedure (Algorithm 1: ``I`` iterations of ``M`` vmapped RL runs with EMA
@@ -53,10 +57,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from purerl.alignment import lm, loop, tasks
+from purerl.alignment import lm, tasks
 from purerl.alignment import policy_gradient as pg
-from purerl.alignment.warm import check_compatible, interpolate, stack_size
+from purerl.alignment.warm import check_compatible, stack_size
 from purerl.core import validation
+from purerl.core.tree import lerp
+from purerl.loops import self_sampling
 
 DEFAULT_EPS = 1e-6  # sin(Omega) below this -> LERP (no paper value; a numerical guard)
 
@@ -64,50 +70,6 @@ DEFAULT_EPS = 1e-6  # sin(Omega) below this -> LERP (no paper value; a numerical
 def _check_scalar(owner: str, name: str, value: ArrayLike) -> None:
     if np.ndim(value) != 0:
         raise ValueError(f"{owner}: {name} must be a scalar, got shape {np.shape(value)}")
-
-
-def ema(anchor: Any, params: Any, update_rate: ArrayLike) -> Any:
-    """EMA anchor update ``anchor <- (1 - mu) anchor + mu params`` (WARP Alg. 1, sec. 3.1).
-
-    ``update_rate = mu`` is the weight on the *new* parameters: ``ema(a, b, 0) == a`` (frozen
-    anchor), ``ema(a, b, 1) == b`` (hard copy, as in iterative BOND). WARP uses ``mu = 0.01`` and
-    J-BOND ``eta = 0.02`` (BOND eq. 18); TRL's ``ref_model_mixup_alpha`` has the same meaning.
-
-    Args:
-      anchor: pytree of anchor parameters.
-      params: pytree of current policy parameters (same structure and shapes).
-      update_rate: scalar ``mu`` in ``[0, 1]`` (may be traced; then unchecked).
-    """
-    _check_scalar("ema", "update_rate", update_rate)
-    validation.in_unit_interval("ema", update_rate=update_rate)
-    check_compatible("ema", anchor, params, ("anchor", "params"))
-    return interpolate(anchor, params, update_rate)
-
-
-def lerp(theta1: Any, theta2: Any, lam: ArrayLike) -> Any:
-    """``(1 - lam) theta1 + lam theta2`` leafwise (WARP's LERP baseline, App. B, Lemma 2).
-
-    With a shared init this is ``theta_init + (1 - lam) delta_1 + lam delta_2`` (Lemma 2's LERP).
-
-    Args:
-      theta1, theta2: pytrees of the same structure and leaf shapes.
-      lam: scalar weight on ``theta2`` (may be traced).
-    """
-    return interpolate(theta1, theta2, lam)
-
-
-def liti(init: Any, merged: Any, eta: ArrayLike) -> Any:
-    """LITI: ``theta_eta = (1 - eta) theta_init + eta theta_slerp`` (WARP Alg. 1, stage 3).
-
-    ``eta = 0`` returns the init, ``eta = 1`` the merged model; WARP uses ``eta = 0.3`` for the next
-    iteration's init and sweeps ``eta`` in ``[0, 1]`` (``[0, 2]`` in Fig. 10b) for the Pareto front.
-
-    Args:
-      init: pytree ``theta_init`` (or ``theta_sft`` for the final front).
-      merged: pytree ``theta_slerp``, same structure and shapes.
-      eta: scalar (may be traced).
-    """
-    return interpolate(init, merged, eta)
 
 
 def _safe_norm(x: jax.Array) -> jax.Array:
@@ -282,8 +244,8 @@ class WarpResult(NamedTuple):
       merged: ``I`` pytrees ``theta_slerp^i``.
       run_params: ``I`` pytrees with leaves ``[M, ...]``: the final policies of each iteration's runs.
       run_metrics: ``I`` dicts of arrays ``[M, rows]``: the loop metrics of each run
-        (:mod:`purerl.alignment.loop`; row 0 evaluates ``theta_init``).
-      iteration_fronts: ``I`` dicts of arrays ``[E]``: evaluation of ``liti(inits[i], merged[i],
+        (:mod:`purerl.loops.self_sampling`; row 0 evaluates ``theta_init``).
+      iteration_fronts: ``I`` dicts of arrays ``[E]``: evaluation of ``lerp(inits[i], merged[i],
         eta)`` over ``front_etas`` (the per-iteration LITI curves of Fig. 4c).
       front: dict of arrays ``[E]``: evaluation of the output ``(1 - eta) theta_sft + eta
         theta_slerp^I`` over ``front_etas``, plus ``"eta"``.
@@ -325,8 +287,8 @@ def run_warp(
         output: {(1 - eta) theta_sft + eta theta_slerp^I : eta in front_etas}
 
     The outer loop over iterations is Python (the paper's); each iteration's ``M`` runs are one
-    ``jax.jit(jax.vmap(loop.make_train(...)))`` call, compiled once per distinct ``T`` (without a
-    progress bar). Every run starts a fresh Adam state and an EMA anchor equal to ``theta_init``.
+    ``jax.jit(jax.vmap(self_sampling.make_train(...)))`` call, compiled once per distinct ``T``
+    (without a progress bar). Every run starts a fresh Adam state and an EMA anchor equal to ``theta_init``.
     All front evaluations (:func:`purerl.alignment.policy_gradient.evaluate`: proxy reward, gold
     reward, analytic ``KL(pi || pi_sft)``) use the same prompts and sampling key, so points are
     compared on common random numbers; one compiled evaluator serves all of them.
@@ -366,7 +328,7 @@ def run_warp(
     @jit
     def evaluate_front(init, merged, sft, prompts, key):
         def one(eta):
-            params = liti(init, merged, eta)
+            params = lerp(init, merged, eta)  # LITI (stage 3) along the front
             return pg.evaluate(
                 config.rl, lm_config, task_config, reward_fn, params, sft, prompts, key
             )
@@ -376,13 +338,13 @@ def run_warp(
     @jit
     def merge(init, stacked):  # SLERP of the M runs, then LITI to the next init
         merged = slerp_uniform(init, stacked, config.slerp_eps)
-        return merged, liti(init, merged, config.liti_eta)
+        return merged, lerp(init, merged, config.liti_eta)  # LITI to the next init
 
     runners: dict[int, Callable] = {}
     theta_init = sft_params
     result = WarpResult([sft_params], [], [], [], [], {}, eval_prompts, eval_key)
     for i, num_updates in enumerate(config.steps):
-        loop_config = loop.LoopConfig(
+        loop_config = self_sampling.LoopConfig(
             num_updates=num_updates,
             eval_every=config.eval_every,
             progress=progress,
@@ -390,7 +352,7 @@ def run_warp(
         )
         runner, bar = (None, None) if progress else (runners.get(num_updates), None)
         if runner is None:
-            train = loop.make_train(algo, loop_config, evaluate_fn)
+            train = self_sampling.make_train(algo, loop_config, evaluate_fn)
             runner = jit(jax.vmap(train, in_axes=(0, None, None)))
             bar = train.progress
             if not progress:

@@ -113,3 +113,13 @@ def check_batch(
                 f"{owner}: batch.{field} has shape {got}, expected {lead + tuple(tail)} "
                 f"({what} from batch.reward, env {spec.name or '?'})"
             )
+
+
+def one_of(owner: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of the strings ``choices``.
+
+    ``owner`` names the field, e.g. ``one_of("RLConfig.anchor", "polyak", ("sft", "ema"))`` raises
+    ``RLConfig.anchor must be one of ('sft', 'ema'), got 'polyak'``.
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{owner} must be one of {choices}, got {value!r}")

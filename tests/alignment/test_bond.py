@@ -218,11 +218,12 @@ def test_jeffreys_loss():
         bond.jeffreys_loss(jnp.zeros(2), 4.0, 0.5)
 
 
-def test_update_anchor_is_ema():
+def test_ema_anchor_is_eq_18():
     anchor, params = {"w": jnp.array([0.0, 10.0])}, {"w": jnp.array([10.0, 0.0])}
+    ema = lambda eta: bond.BondConfig(variant="jbond", n=2, anchor_eta=eta)  # noqa: E731
     # eta = 0.02: 0.98 * [0, 10] + 0.02 * [10, 0] = [0.2, 9.8]
-    np.testing.assert_allclose(bond.update_anchor(anchor, params, 0.02)["w"], [0.2, 9.8], atol=1e-6)
-    np.testing.assert_array_equal(bond.update_anchor(anchor, params, 1.0)["w"], params["w"])
+    np.testing.assert_allclose(bond.next_anchor(ema(0.02), anchor, params, 1)["w"], [0.2, 9.8])
+    np.testing.assert_array_equal(bond.next_anchor(ema(1.0), anchor, params, 1)["w"], params["w"])
 
 
 # --- losses: unbiased gradients against exact KL gradients (enumeration, no sampling) -------------

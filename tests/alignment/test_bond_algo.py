@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from purerl.alignment import best_of_n, bond, lm, loop, policy_gradient, tasks
+from purerl.alignment import best_of_n, bond, lm, policy_gradient, tasks
+from purerl.loops import self_sampling
 
 TASK = tasks.TaskConfig(vocab_size=16, prompt_len=4, response_len=6)
 LM = lm.LMConfig(vocab_size=16, max_len=10, d_model=16, num_heads=2, num_layers=1)
@@ -112,6 +113,20 @@ def test_config_validation_prompts_shape(sft):
             jnp.ones((2, 3), jnp.int32),
             jax.random.key(0),
         )
+
+
+def test_first_update_moves_the_params_during_warmup(sft):
+    # Regression (issue 12): the warm-up was optax.linear_schedule(0, lr, W), so the first update
+    # had step size 0 and left the policy exactly at the SFT weights. purerl.core.optim's warm-up
+    # gives update k the step size lr * min(1, (k + 1) / W): lr / W > 0 at k = 0.
+    config = dataclasses.replace(CONFIGS["bond"], anchor="fixed", warmup_steps=100)
+    algo = bond.make(config, LM, TASK, gold)
+    state = algo.init(jax.random.key(1), sft)
+    state, metrics = jax.jit(algo.update)(state, None)
+    assert float(metrics["optim/grad_norm"]) > 0
+    moved = np.abs(np.asarray(_flat(state.params) - _flat(sft)))
+    # Adam's first step is ~lr_0 = 1e-2 / 100 per coordinate with a nonzero gradient.
+    assert moved.max() == pytest.approx(1e-4, rel=1e-2)
 
 
 # --- the Algorithm contract -----------------------------------------------------------------------
@@ -310,14 +325,67 @@ def test_evaluate_at_the_reference(sft):
     assert float(m["eval/bon_reward"]) >= float(m["eval/reward"])  # best of 3 vs one sample
 
 
+def _sharpen(params, c=2.0):
+    """The same LM with logits ``c l`` exactly (``c`` a power of 2): the final LayerNorm's scale and
+    offset times ``c`` (the unembedding is tied, linear, without bias)."""
+    return {**params, "final_ln": {k: v * c for k, v in params["final_ln"].items()}}
+
+
+def test_scores_the_tempered_distribution_it_samples(sft):
+    # Regression (issue 12): BOND sampled from softmax(l / tau) but scored with log softmax(l).
+    # (params, tau = 0.5) and (params with logits 2 l, tau = 1) are the same policy, bit for bit
+    # (2 l / 1 = l / 0.5 exactly): every sample and every number BOND computes must agree. On the
+    # old code the samples agreed but the losses and KLs did not (log softmax(l) vs (2 l)).
+    base = dataclasses.replace(CONFIGS["bond"], anchor="fixed")
+    metrics = {}
+    for tau, params in ((0.5, sft), (1.0, _sharpen(sft))):
+        algo = bond.make(dataclasses.replace(base, temperature=tau), LM, TASK, gold)
+        _, metrics[tau] = jax.jit(algo.update)(algo.init(jax.random.key(3), params), None)
+    for k in metrics[1.0]:
+        if k != "optim/grad_norm":  # the final LayerNorm's gradient is halved: not the same
+            np.testing.assert_allclose(metrics[0.5][k], metrics[1.0][k], rtol=1e-6, err_msg=k)
+
+    other = lm.make_lm(LM).init(jax.random.key(5), jnp.zeros((1, LM.max_len), jnp.int32))
+    prompts = tasks.sample_prompts(jax.random.key(40), TASK, 4)
+
+    @jax.jit
+    def evaluate(params, ref_params, tau):
+        return bond.evaluate(
+            LM, TASK, gold, params, ref_params, prompts, jax.random.key(41), 3, 4, tau, False
+        )
+
+    cold = evaluate(other, sft, 0.5)
+    sharp = evaluate(_sharpen(other), _sharpen(sft), 1.0)
+    assert float(cold["eval/kl_sft"]) > 1e-3  # two different policies
+    for k in cold:
+        np.testing.assert_allclose(cold[k], sharp[k], rtol=1e-6, atol=1e-6, err_msg=k)
+
+
+def test_temperature_must_be_positive(sft):
+    # Everything that scores a tempered policy rejects tau <= 0 by name (samplers keep tau = 0 as
+    # greedy decoding: lm.sample, best_of_n.sample_candidates, the act of every policy).
+    tokens = jnp.ones((2, LM.max_len), jnp.int32)
+    for tau in (0.0, -1.0):
+        with pytest.raises(ValueError, match="BondConfig.temperature"):
+            bond.BondConfig(temperature=tau)
+        with pytest.raises(ValueError, match="bond.evaluate.temperature"):
+            bond.evaluate(LM, TASK, gold, sft, sft, jnp.ones((2, P), jnp.int32), None, 2, 2, tau)
+        with pytest.raises(ValueError, match="lm.token_logprobs.temperature"):
+            lm.token_logprobs(LM, sft, tokens, tokens, temperature=tau)
+        with pytest.raises(ValueError, match="policy_gradient.response_logits.temperature"):
+            policy_gradient.response_logits(LM, sft, tokens, P, tau)
+
+
 def test_jbond_learning_smoke_with_the_loop(sft):
-    """150 J-BOND updates (gold reward, EMA anchor eta = 0.02) in purerl.alignment.loop's compiled
+    """150 J-BOND updates (gold reward, EMA anchor eta = 0.02) in purerl.loops.self_sampling's compiled
     run raise the gold reward of the tiny LM and move it away from the SFT policy."""
     config = CONFIGS["jbond"]
     algo = bond.make(config, LM, TASK, gold)
     evaluate_fn = bond.make_evaluate(config, LM, TASK, gold, num_prompts=64, n=2,
                                      num_quantile_samples=4)  # fmt: skip
-    train = loop.make_train(algo, loop.LoopConfig(num_updates=150, eval_every=50), evaluate_fn)
+    train = self_sampling.make_train(
+        algo, self_sampling.LoopConfig(num_updates=150, eval_every=50), evaluate_fn
+    )
     state, rows = jax.jit(train)(jax.random.key(50), sft)
     assert int(state.step) == 150
     np.testing.assert_array_equal(rows["loop/updates"], [0, 50, 100, 150])

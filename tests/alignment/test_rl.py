@@ -1,4 +1,5 @@
-"""REINFORCE / RLOO with a KL anchor (policy_gradient.make) and the alignment loop (loop.py)."""
+"""REINFORCE / RLOO with a KL anchor (policy_gradient.make) and the self-sampling loop
+(purerl.loops.self_sampling)."""
 
 import functools
 import types
@@ -9,8 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl.alignment import lm, loop, tasks, warp
+from purerl.alignment import lm, tasks
 from purerl.alignment import policy_gradient as pg
+from purerl.core.tree import lerp
+from purerl.loops import self_sampling
 
 TASK = tasks.TaskConfig()  # sequences [N, 4 + 8]
 LM = lm.LMConfig(vocab_size=16, max_len=12, d_model=16, num_heads=2, num_layers=1)
@@ -18,7 +21,7 @@ LM = lm.LMConfig(vocab_size=16, max_len=12, d_model=16, num_heads=2, num_layers=
 FAST = {"xla_backend_optimization_level": 0}
 MU = 0.1  # a large EMA rate so the anchor visibly moves in a few updates
 CFG = pg.RLConfig(batch_size=4, num_samples=2, ema_rate=MU, learning_rate=1e-2)
-LOOP = loop.LoopConfig(num_updates=150, eval_every=50)
+LOOP = self_sampling.LoopConfig(num_updates=150, eval_every=50)
 SWEEP_BETAS = (0.0, 0.05)
 
 
@@ -79,9 +82,9 @@ def test_make_and_loop_config_reject_inconsistent_setups():
     with pytest.raises(ValueError, match="vocab_size"):
         pg.make(CFG, lm.LMConfig(vocab_size=8, max_len=12, d_model=16), TASK, gold)
     with pytest.raises(ValueError, match="multiple of eval_every"):
-        loop.LoopConfig(num_updates=10, eval_every=3)
+        self_sampling.LoopConfig(num_updates=10, eval_every=3)
     with pytest.raises(ValueError, match="num_updates"):
-        loop.LoopConfig(num_updates=0, eval_every=1)
+        self_sampling.LoopConfig(num_updates=0, eval_every=1)
     # pg.RLConfig().pg carries the loss options
     assert CFG.pg == pg.PGConfig(beta=0.1, estimator="k1", baseline="rloo", kl_in_reward=True)
 
@@ -92,7 +95,7 @@ def test_make_and_loop_config_reject_inconsistent_setups():
 @jax.jit
 def expected_anchor(anchor, params):
     by_hand = jax.tree.map(lambda a, p: (1 - MU) * a + MU * p, anchor, params)
-    return by_hand, warp.ema(anchor, params, MU)
+    return by_hand, lerp(anchor, params, MU)
 
 
 def test_update_contract_and_ema_anchor(params, algo, update):
@@ -117,9 +120,9 @@ def test_update_contract_and_ema_anchor(params, algo, update):
         for k, v in metrics.items():
             assert v.shape == () and np.isfinite(v), k
         # EMA anchor: theta_ema <- (1 - mu) theta_ema + mu theta, with the *new* theta.
-        by_hand, by_warp = expected_anchor(state.anchor_params, new.params)
+        by_hand, by_lerp = expected_anchor(state.anchor_params, new.params)
         _assert_close(new.anchor_params, by_hand, atol=1e-7)
-        _assert_close(new.anchor_params, by_warp, atol=1e-7)
+        _assert_close(new.anchor_params, by_lerp, atol=1e-7)
         _assert_close(new.sft_params, params, atol=0)
         state = new
     assert int(state.step) == 3
@@ -217,7 +220,7 @@ def _train(key, beta, sft_params, callback=None):
     )
     algo = pg.make(cfg, LM, TASK, gold)
     evaluate_fn = pg.make_evaluate(cfg, LM, TASK, gold, num_prompts=128)
-    return loop.make_train(algo, LOOP, evaluate_fn, callback=callback)(key, sft_params)
+    return self_sampling.make_train(algo, LOOP, evaluate_fn, callback=callback)(key, sft_params)
 
 
 CALLS = []
@@ -282,12 +285,14 @@ def test_snapshot_keeps_the_state_of_every_row():
         update=lambda x, _: (x + 1.0, {"loss/x": x}),
     )
     evaluate_fn = lambda x, key: {"eval/x": x}  # noqa: E731
-    config = loop.LoopConfig(num_updates=6, eval_every=2)
+    config = self_sampling.LoopConfig(num_updates=6, eval_every=2)
     state, rows, kept = jax.jit(
-        loop.make_train(algo, config, evaluate_fn, snapshot=lambda x: 2 * x)
+        self_sampling.make_train(algo, config, evaluate_fn, snapshot=lambda x: 2 * x)
     )(jax.random.key(0), jnp.float32(10.0))
     np.testing.assert_array_equal(kept, [20.0, 24.0, 28.0, 32.0])
     np.testing.assert_array_equal(rows["eval/x"], [10.0, 12.0, 14.0, 16.0])
     assert float(state) == 16.0
-    _, plain = loop.make_train(algo, config, evaluate_fn)(jax.random.key(0), jnp.float32(10.0))
+    _, plain = self_sampling.make_train(algo, config, evaluate_fn)(
+        jax.random.key(0), jnp.float32(10.0)
+    )
     np.testing.assert_array_equal(plain["eval/x"], rows["eval/x"])

@@ -1,4 +1,5 @@
-"""Tests for purerl.alignment.warm: weight averaging, interpolation, ENS baseline, validation."""
+"""Tests for purerl.alignment.warm: weight averaging, interpolation (core.tree.lerp), ENS baseline,
+validation."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from purerl.alignment import warm
+from purerl.core.tree import lerp
 
 
 def _member(seed: int):
@@ -41,14 +43,15 @@ def test_weight_average_is_the_mean_of_members():
     )
 
 
-def test_interpolate_endpoints_and_hand_value():
+def test_interpolation_endpoints_and_hand_value():
+    # WARM's phi_lambda = (1 - lambda) phi_1 + lambda phi_2 (Obs. 1, eq. 2) is core.tree.lerp.
     a, b = {"w": jnp.array([0.0, 4.0])}, {"w": jnp.array([8.0, 0.0])}
-    np.testing.assert_array_equal(warm.interpolate(a, b, 0.0)["w"], a["w"])
-    np.testing.assert_array_equal(warm.interpolate(a, b, 1.0)["w"], b["w"])
+    np.testing.assert_array_equal(lerp(a, b, 0.0)["w"], a["w"])
+    np.testing.assert_array_equal(lerp(a, b, 1.0)["w"], b["w"])
     # lam = 0.25: 0.75 * [0, 4] + 0.25 * [8, 0] = [2, 3]
-    np.testing.assert_allclose(warm.interpolate(a, b, 0.25)["w"], [2.0, 3.0])
+    np.testing.assert_allclose(lerp(a, b, 0.25)["w"], [2.0, 3.0])
     # the midpoint of two members is the weight average of the pair
-    mid = warm.interpolate(MEMBERS[0], MEMBERS[1], 0.5)
+    mid = lerp(MEMBERS[0], MEMBERS[1], 0.5)
     avg = warm.weight_average(warm.stack(MEMBERS[:2]))
     for x, y in zip(jax.tree.leaves(mid), jax.tree.leaves(avg), strict=True):
         np.testing.assert_allclose(x, y, atol=1e-6)
@@ -82,16 +85,19 @@ def test_incompatible_trees_raise_naming_the_path():
     missing = {"trunk": {"w": jnp.zeros((3, 4))}, "bias": jnp.zeros(4)}
     with pytest.raises(ValueError, match=r"\['head'\]"):
         warm.stack([MEMBERS[0], missing])
+    names = ("phi1", "phi2")
     with pytest.raises(ValueError, match=r"phi2 has a leaf at \['extra'\]"):
-        warm.interpolate({"w": jnp.zeros(2)}, {"w": jnp.zeros(2), "extra": jnp.zeros(1)}, 0.5)
+        warm.check_compatible(
+            "t", {"w": jnp.zeros(2)}, {"w": jnp.zeros(2), "extra": jnp.zeros(1)}, names
+        )
     with pytest.raises(ValueError, match=r"leaf \['w'\] has shape \(2,\) in phi1 but \(3,\)"):
-        warm.interpolate({"w": jnp.zeros(2)}, {"w": jnp.zeros(3)}, 0.5)
+        warm.check_compatible("t", {"w": jnp.zeros(2)}, {"w": jnp.zeros(3)}, names)
 
     class P(NamedTuple):
         w: jax.Array
 
     with pytest.raises(ValueError, match="different"):
-        warm.interpolate({"w": jnp.zeros(2)}, P(jnp.zeros(2)), 0.5)
+        warm.check_compatible("t", {"w": jnp.zeros(2)}, P(jnp.zeros(2)), names)
     # a stacked tree whose leaves disagree on M
     with pytest.raises(ValueError, match=r"number of members M: 3 at .*2 at"):
         warm.weight_average({"a": jnp.zeros((3, 2)), "b": jnp.zeros((2, 2))})
@@ -114,6 +120,6 @@ def test_jit_and_dtype():
     avg = jax.jit(warm.weight_average)(STACKED)
     np.testing.assert_allclose(avg["head"], warm.weight_average(STACKED)["head"], atol=1e-6)
     a = {"w": jnp.ones(2, jnp.bfloat16)}
-    assert warm.interpolate(a, a, jnp.float32(0.3))["w"].dtype == jnp.bfloat16
-    with pytest.raises(ValueError, match="lam must be a scalar"):
-        warm.interpolate(a, a, jnp.ones(2))
+    assert lerp(a, a, jnp.float32(0.3))["w"].dtype == jnp.bfloat16
+    with pytest.raises(ValueError, match="t must be a scalar"):
+        lerp(a, a, jnp.ones(2))

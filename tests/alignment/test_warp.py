@@ -1,4 +1,5 @@
-"""Tests for purerl.alignment.warp: EMA, task-vector SLERP (Lemmas 1-2), eq. 26, LITI, cosines."""
+"""Tests for purerl.alignment.warp: task-vector SLERP (Lemmas 1-2), eq. 26, cosines; the EMA anchor,
+LERP and LITI, which are purerl.core.tree.lerp."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl.alignment import warp
+from purerl.alignment import bond, warp
+from purerl.alignment import policy_gradient as pg
+from purerl.core.tree import lerp
 
 S = math.sqrt(0.5)  # sin(pi/4) = cos(pi/4)
 
@@ -40,26 +43,28 @@ def _norms(tree):
 def test_ema_hand_values_and_endpoints():
     anchor = {"w": jnp.array([0.0, 10.0]), "b": jnp.array(1.0)}
     params = {"w": jnp.array([10.0, 0.0]), "b": jnp.array(3.0)}
+    # WARP's EMA anchor (Alg. 1, sec. 3.1) is core.tree.lerp(anchor, params, mu):
     # mu = 0.1: 0.9 * [0, 10] + 0.1 * [10, 0] = [1, 9];  0.9 * 1 + 0.1 * 3 = 1.2
-    out = warp.ema(anchor, params, 0.1)
+    out = lerp(anchor, params, 0.1)
     np.testing.assert_allclose(out["w"], [1.0, 9.0], atol=1e-6)
     np.testing.assert_allclose(out["b"], 1.2, atol=1e-6)
     # update_rate is the weight on the *new* params
     for k in anchor:
-        np.testing.assert_array_equal(warp.ema(anchor, params, 0.0)[k], anchor[k])
-        np.testing.assert_array_equal(warp.ema(anchor, params, 1.0)[k], params[k])
+        np.testing.assert_array_equal(lerp(anchor, params, 0.0)[k], anchor[k])
+        np.testing.assert_array_equal(lerp(anchor, params, 1.0)[k], params[k])
     # traced rate (inside jit) gives the same answer
-    np.testing.assert_allclose(jax.jit(warp.ema)(anchor, params, 0.1)["w"], [1.0, 9.0], atol=1e-6)
+    np.testing.assert_allclose(jax.jit(lerp)(anchor, params, 0.1)["w"], [1.0, 9.0], atol=1e-6)
 
 
-def test_ema_bad_inputs():
-    a = {"w": jnp.zeros(2)}
-    with pytest.raises(ValueError, match="update_rate"):
-        warp.ema(a, a, 1.5)
-    with pytest.raises(ValueError, match="update_rate must be a scalar"):
-        warp.ema(a, a, jnp.array([0.1, 0.2]))
-    with pytest.raises(ValueError, match=r"\['w'\]"):
-        warp.ema(a, {"w": jnp.zeros(3)}, 0.1)
+def test_ema_rates_are_checked_where_they_are_taken():
+    # The EMA rate is a config field of each method that keeps an EMA anchor; lerp itself accepts
+    # any scalar (LITI extrapolates with eta up to 2, WARP Fig. 10b).
+    with pytest.raises(ValueError, match="ema_rate"):
+        pg.RLConfig(ema_rate=1.5)
+    with pytest.raises(ValueError, match="anchor_eta"):
+        bond.BondConfig(variant="jbond", n=2, anchor_eta=-0.1)
+    with pytest.raises(ValueError, match="t must be a scalar"):
+        lerp({"w": jnp.zeros(2)}, {"w": jnp.zeros(2)}, jnp.array([0.1, 0.2]))
 
 
 # --- SLERP ----------------------------------------------------------------------------------------
@@ -91,7 +96,7 @@ def test_slerp_keeps_norm_and_lerp_shrinks_it_as_lemmas_1_2(lam):
     d2 = jax.tree.map(lambda a, b: b * jnp.linalg.norm(a) / jnp.linalg.norm(b), d1, d2)
     t2 = _add(init, d2)
     slerp_norms = _norms(_sub(warp.slerp(init, t1, t2, lam), init))
-    lerp_norms = _norms(_sub(warp.lerp(t1, t2, lam), init))
+    lerp_norms = _norms(_sub(lerp(t1, t2, lam), init))
     for (path, a), b in zip(
         jax.tree_util.tree_flatten_with_path(d1)[0], jax.tree.leaves(d2), strict=True
     ):
@@ -192,12 +197,13 @@ def test_slerp_uniform_bad_stacks():
 
 def test_liti_endpoints_and_hand_value():
     init, merged = {"w": jnp.array([0.0, 10.0])}, {"w": jnp.array([10.0, 20.0])}
-    np.testing.assert_array_equal(warp.liti(init, merged, 0.0)["w"], init["w"])
-    np.testing.assert_array_equal(warp.liti(init, merged, 1.0)["w"], merged["w"])
+    # LITI (WARP Alg. 1, stage 3) is core.tree.lerp(init, merged, eta)
+    np.testing.assert_array_equal(lerp(init, merged, 0.0)["w"], init["w"])
+    np.testing.assert_array_equal(lerp(init, merged, 1.0)["w"], merged["w"])
     # eta = 0.3 (WARP's default): 0.7 * [0, 10] + 0.3 * [10, 20] = [3, 13]
-    np.testing.assert_allclose(warp.liti(init, merged, 0.3)["w"], [3.0, 13.0], atol=1e-6)
+    np.testing.assert_allclose(lerp(init, merged, 0.3)["w"], [3.0, 13.0], atol=1e-6)
     # extrapolation (WARP Fig. 10b, eta up to 2): 2 * merged - init
-    np.testing.assert_allclose(warp.liti(init, merged, 2.0)["w"], [20.0, 30.0], atol=1e-6)
+    np.testing.assert_allclose(lerp(init, merged, 2.0)["w"], [20.0, 30.0], atol=1e-6)
 
 
 def test_task_vector_cosines():

@@ -9,6 +9,7 @@ import pytest
 
 from purerl.alignment import lm, tasks, warp
 from purerl.alignment import policy_gradient as pg
+from purerl.core.tree import lerp
 
 TASK = tasks.TaskConfig()
 LM = lm.LMConfig(vocab_size=16, max_len=12, d_model=16, num_heads=2, num_layers=1)
@@ -87,7 +88,7 @@ def test_run_warp_shapes_and_finite_metrics(result):
 
 @functools.partial(jax.jit, compiler_options=FAST)
 def merge_and_liti(init, runs, merged):
-    return warp.slerp_uniform(init, runs), warp.liti(init, merged, CFG.liti_eta)
+    return warp.slerp_uniform(init, runs), lerp(init, merged, CFG.liti_eta)
 
 
 def test_run_warp_follows_algorithm_1(sft, result):

@@ -1,16 +1,22 @@
-"""A compiled training loop for alignment Algorithms: the whole run is one ``lax.scan``.
+"""The self-sampling loop: a compiled training loop for Algorithms that make their own data (the LM
+policies of :mod:`purerl.alignment`, which sample responses to prompts they draw themselves); the
+whole run is one ``lax.scan``.
+
+    from purerl.loops import self_sampling
 
     rl_config = policy_gradient.RLConfig()
     algo = policy_gradient.make(rl_config, lm_config, task_config, reward_fn)
     evaluate_fn = policy_gradient.make_evaluate(rl_config, lm_config, task_config, reward_fn)
-    train = loop.make_train(algo, loop.LoopConfig(num_updates=1000, eval_every=100), evaluate_fn)
+    loop_config = self_sampling.LoopConfig(num_updates=1000, eval_every=100)
+    train = self_sampling.make_train(algo, loop_config, evaluate_fn)
     state, metrics = jax.jit(jax.vmap(train, in_axes=(0, None)))(keys, sft_params)  # one compile
 
 The run is ``num_updates / eval_every`` *periods*; a period is ``eval_every`` calls of
 ``algo.update`` (an inner ``lax.scan``) followed by one call of ``evaluate_fn``, and it emits one
 row of metrics. Nothing here knows about language models, rewards or KL: the loop is shared by
 REINFORCE / RLOO (:mod:`purerl.alignment.policy_gradient`), the WARP procedure
-(:mod:`purerl.alignment.warp`) and BOND / J-BOND.
+(:mod:`purerl.alignment.warp`) and BOND / J-BOND (:mod:`purerl.alignment.bond`); any
+:class:`~purerl.core.types.Algorithm` whose ``update`` draws its own data runs here.
 
 Contract (what an Algorithm must provide to run here):
 
