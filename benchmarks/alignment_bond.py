@@ -2,8 +2,9 @@
 
     python -m benchmarks.alignment_bond --seeds 3 --steps 400     # 639 s on 2 shared cores
     python -m benchmarks.alignment_bond --summary                 # rebuild the markdown only
+    python -m benchmarks.alignment_bond --quick /tmp/q --seeds 2 --steps 10 --eval-every 5
 
-Research notes §6.4, claims B1-B6, on the shared world of ``benchmarks/_alignment.py`` (one
+Research notes §6.4, claims B1-B6, on the shared world of ``benchmarks/A.py`` (one
 pre-trained + SFT'd 2-layer LM, seed 0, is ``pi_ref``). The reward optimised *and* reported is the
 task's gold reward ``r*`` (notes §6.4 allows it "to isolate the distillation claims": no proxy, no
 reward hacking), so ``eval/reward == eval/gold`` here.
@@ -49,8 +50,7 @@ import time
 
 import numpy as np
 
-from benchmarks import _alignment
-from benchmarks._common import RESULTS
+from benchmarks import _alignment as A
 
 N_BOND = 4  # N of plain BOND (B1) and of the evaluator's BoN_N(pi_ref)
 K_TRAIN = 8  # quantile samples per prompt in BOND training (paper: 16)
@@ -82,6 +82,15 @@ DIAG_LRS = (1e-3, 3e-3, 1e-2)  # diag: BOND beta = .5 learning-rate sweep at bat
 DIAG_BATCH = 128  # ... and the paper's batch size (sec. 6) at lr 1e-3
 EPS_B1 = 0.10  # B1 "within eps of the best": 10% of the SFT policy's value of that divergence
 DELTA_B6 = 0.10  # B6 "reward >= BoN - delta": 10% of BoN_N's gain over pi_ref
+
+
+def use_quick(out: str) -> None:
+    """``--quick OUT``: the tiny world of ``A.use_quick_world`` and tiny sizes (8
+    quantile samples in evaluation, 16 evaluation and 32 Best-of-N prompts, batches of 8, one
+    timing repetition)."""
+    global K_EVAL, EVAL_PROMPTS, BATCH, BON_PROMPTS, TIMING_REPS
+    A.use_quick_world(out)
+    K_EVAL, EVAL_PROMPTS, BATCH, BON_PROMPTS, TIMING_REPS = 8, 16, 8, 32, 1
 
 
 def _bond_label(beta: float) -> str:
@@ -155,16 +164,9 @@ def _run(desc, train, keys, hparams, num_runs):
     """``jit(vmap(train))(keys, *hparams)``, compile and run timed separately."""
     import jax
 
-    start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(train)).lower(keys, *hparams).compile()
-    compile_s = time.perf_counter() - start
-    print(f"  [{desc}] compiled in {compile_s:.0f} s; running {num_runs} runs", flush=True)
-    start = time.perf_counter()
-    _, metrics = compiled(keys, *hparams)
-    metrics = jax.device_get(metrics)
-    run_s = time.perf_counter() - start
-    print(f"  [{desc}] ran in {run_s:.0f} s", flush=True)
-    return {k: np.asarray(v) for k, v in metrics.items()}, compile_s, run_s
+    print(f"  [{desc}] {num_runs} runs", flush=True)
+    (_, metrics), compile_s, run_s = A.compile_and_run(desc, jax.vmap(train), keys, *hparams)
+    return A.host(jax.device_get(metrics)), compile_s, run_s
 
 
 def _split(metrics, labels, seeds):
@@ -485,21 +487,6 @@ def run_bon(w, reward, args):
 # --- summary ----------------------------------------------------------------------------------------
 
 
-def hypervolume(kl, reward, r_ref, kl_cap=KL_CAP) -> float:
-    """Area of the (KL, reward) region dominated by the points (lower KL and higher reward are
-    better) inside the box ``0 <= KL <= kl_cap``, ``reward >= r_ref``: the union of the boxes
-    ``[KL_i, kl_cap] x [r_ref, r_i]``. Units: nats x reward."""
-    kl, reward = np.asarray(kl, np.float64), np.asarray(reward, np.float64)
-    ok = np.isfinite(kl) & np.isfinite(reward) & (kl <= kl_cap)
-    kl, reward = np.maximum(kl[ok], 0.0), reward[ok]
-    if kl.size == 0:
-        return 0.0
-    order = np.argsort(kl)
-    kl, height = kl[order], np.maximum.accumulate(reward[order]) - r_ref
-    widths = np.diff(np.append(kl, kl_cap))
-    return float(np.sum(widths * np.maximum(height, 0.0)))
-
-
 def _all_runs(records):
     runs = {}
     for part in ("b1", "jbond", "rl"):
@@ -514,20 +501,11 @@ def _all_runs(records):
     return runs
 
 
-def _pm(m, h, p=3):
-    return f"{m:.{p}f} ± {h:.{p}f}" if np.isfinite(h) else f"{m:.{p}f}"
-
-
-def _ci(values):
-    m, h = _alignment.mean_ci(np.asarray(values, np.float64))
-    return float(m), float(h)
-
-
 def _paired(a, b):
     """Mean ± CI over seeds of the paired difference ``a - b`` and whether the CI excludes 0 (runs
     of every config share the seed keys, hence the evaluation keys: the pairing removes their
     common evaluation noise)."""
-    m, h = _ci(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+    m, h = A.ci(np.asarray(a, np.float64) - np.asarray(b, np.float64))
     return m, h, bool(np.isfinite(h) and abs(m) > h)
 
 
@@ -547,7 +525,7 @@ def _plots(runs, bon, r_ref):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    os.makedirs(_alignment.OUT, exist_ok=True)
+    os.makedirs(A.OUT, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3
     for i, (label, d) in enumerate(runs.items()):
@@ -569,7 +547,7 @@ def _plots(runs, bon, r_ref):
     ax.set_title("Reward vs KL: BOND, J-BOND, REINFORCE, Best-of-N (seed means)")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(os.path.join(_alignment.OUT, "bond_plane.png"), dpi=120)
+    fig.savefig(os.path.join(A.OUT, "bond_plane.png"), dpi=120)
     plt.close(fig)
 
     b1 = [(b, runs.get(_bond_label(b))) for b in BOND_BETAS]
@@ -585,7 +563,7 @@ def _plots(runs, bon, r_ref):
                 if d is None:
                     continue
                 x = d["loop/updates"][0]
-                m, h = _alignment.mean_ci(d[key])
+                m, h = A.mean_ci(d[key])
                 ax.plot(x, m, marker="o", ms=3, label=f"β={beta:g}")
                 ax.fill_between(x, m - h, m + h, alpha=0.2)
             ax.set_xlabel("updates")
@@ -593,12 +571,12 @@ def _plots(runs, bon, r_ref):
             ax.legend(fontsize=8)
         fig.suptitle("BOND N=4: Jeffreys β (mean and 95% CI over seeds)")
         fig.tight_layout()
-        fig.savefig(os.path.join(_alignment.OUT, "bond_kl.png"), dpi=120)
+        fig.savefig(os.path.join(A.OUT, "bond_kl.png"), dpi=120)
         plt.close(fig)
 
 
 def summary() -> str:
-    records = {part: _alignment.read_record(name) for part, name in RECORDS.items()}
+    records = {part: A.read_record(name) for part, name in RECORDS.items()}
     runs = _all_runs(records)
     bon = records.get("bon")
     lines = ["## BOND / J-BOND (Best-of-N Distillation) on the toy RLHF world", ""]
@@ -633,7 +611,7 @@ def summary() -> str:
     if runs:
         hv = {
             label: [
-                hypervolume(d["eval/kl_sft"][s], d["eval/reward"][s], r_ref)
+                A.hypervolume(d["eval/kl_sft"][s], d["eval/reward"][s], KL_CAP, r_ref)
                 for s in range(d["eval/reward"].shape[0])
             ]
             for label, d in runs.items()
@@ -647,7 +625,7 @@ def summary() -> str:
         ]
         first = next(iter(runs.values()))
         sft_cells = [
-            _pm(*_ci(first[k][:, 0]))
+            A.pm(*A.ci(first[k][:, 0]))
             for k in (
                 "eval/reward",
                 "eval/kl_sft",
@@ -659,7 +637,7 @@ def summary() -> str:
         lines.append("| π_ref (start row) | " + " | ".join(sft_cells) + " | 0 |")
         for label, d in runs.items():
             cells = [
-                _pm(*_ci(d[k][:, -1]))
+                A.pm(*A.ci(d[k][:, -1]))
                 for k in (
                     "eval/reward",
                     "eval/kl_sft",
@@ -668,7 +646,7 @@ def summary() -> str:
                     "eval/log_p_le",
                 )
             ]
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {_pm(*_ci(hv[label]))} |")
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {A.pm(*A.ci(hv[label]))} |")
         diag = records.get("diag")
         if diag:
             lines += [
@@ -681,7 +659,7 @@ def summary() -> str:
             ]
             for label, d in diag["runs"].items():
                 cells = [
-                    _pm(*_ci(np.asarray(d[k], np.float64)[:, -1]))
+                    A.pm(*A.ci(np.asarray(d[k], np.float64)[:, -1]))
                     for k in (
                         "eval/reward",
                         "eval/kl_sft",
@@ -740,7 +718,12 @@ def summary() -> str:
         pol_us = bon["policy_wall_per_answer_us"]
         for i, row in enumerate(bon["rows"]):
             n = row["n"]
-            cells = [str(n), f"{row['bound']:.3f}", _pm(*_ci(kl_mc[i])), _pm(*_ci(gold[i]))]
+            cells = [
+                str(n),
+                f"{row['bound']:.3f}",
+                A.pm(*A.ci(kl_mc[i])),
+                A.pm(*A.ci(gold[i])),
+            ]
             matched = {}
             for label in (JBOND_EMA, _bond_label(0.5)):
                 d = runs.get(label)
@@ -751,9 +734,9 @@ def summary() -> str:
                 ok = np.nonzero(kl_mean <= row["bound"] + 1e-9)[0]
                 j = int(ok[np.argmax(kl_mean[ok])])
                 upd = int(d["loop/updates"][0, j])
-                rm, rh = _ci(d["eval/reward"][:, j])
+                rm, rh = A.ci(d["eval/reward"][:, j])
                 matched[label] = (upd, float(kl_mean[j]), rm, rh, j, len(kl_mean) - 1)
-                cells.append(f"{upd}, {kl_mean[j]:.3f}, {_pm(rm, rh)}")
+                cells.append(f"{upd}, {kl_mean[j]:.3f}, {A.pm(rm, rh)}")
             passes = row["cost"]["lm_forward_passes"]
             cells.append(f"{passes} ({passes / cost1['lm_forward_passes']:.0f}×)")
             us = row["wall_per_answer_us"]
@@ -796,8 +779,7 @@ def summary() -> str:
     text = "\n".join(lines).rstrip() + "\n"
     if runs:
         _plots(runs, bon, r_ref)
-    with open(os.path.join(RESULTS, "alignment_bond.md"), "w") as f:
-        f.write(text)
+    A.write_section("alignment_bond.md", text)
     return text
 
 
@@ -830,7 +812,7 @@ def _b2(rec, runs) -> tuple[list[str], str]:
         gain[label] = float(g.mean())
         curve = " / ".join(f"{x:.3f}" for x in d["eval/reward"].mean(0)[2::2])
         lines.append(
-            f"| {label} | {curve} | {_pm(*_ci(d['eval/kl_sft'][:, -1]))} | {_pm(*_ci(g))} |"
+            f"| {label} | {curve} | {A.pm(*A.ci(d['eval/kl_sft'][:, -1]))} | {A.pm(*A.ci(g))} |"
         )
     lines.append("")
     iter_labels = [k for k in table if k not in fixed_labels]
@@ -873,7 +855,7 @@ def _b4(rec, r_ref) -> tuple[list[str], str]:
     for label, d in runs.items():
         er = d["eval/reward"][:, early].mean(1)
         hv = [
-            hypervolume(d["eval/kl_sft"][i], d["eval/reward"][i], r_ref)
+            A.hypervolume(d["eval/kl_sft"][i], d["eval/reward"][i], KL_CAP, r_ref)
             for i in range(d["eval/reward"].shape[0])
         ]
         stats[label] = {
@@ -882,8 +864,8 @@ def _b4(rec, r_ref) -> tuple[list[str], str]:
             "hv": float(np.mean(hv)),
         }
         lines.append(
-            f"| {label} | {_pm(*_ci(er))} | {_pm(*_ci(d['eval/reward'][:, -1]))} | "
-            f"{_pm(*_ci(d['eval/kl_sft'][:, -1]))} | {_pm(*_ci(hv))} |"
+            f"| {label} | {A.pm(*A.ci(er))} | {A.pm(*A.ci(d['eval/reward'][:, -1]))} | "
+            f"{A.pm(*A.ci(d['eval/kl_sft'][:, -1]))} | {A.pm(*A.ci(hv))} |"
         )
     lines.append("")
 
@@ -955,7 +937,7 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
             d0, d5, d1 = (b1[b][key][:, -1] for b in BOND_BETAS)
             p0, p1 = _paired(d5, d0), _paired(d5, d1)
             n_resolved += p0[2] + p1[2]
-            paired.append(f"{name} β.5−β0 {_pm(*p0[:2])}, β.5−β1 {_pm(*p1[:2])}")
+            paired.append(f"{name} β.5−β0 {A.pm(*p0[:2])}, β.5−β1 {A.pm(*p1[:2])}")
         if n_resolved == 0:
             verdict += " by the letter, but unresolved"
         fwd_start = start["eval/kl_forward_bon"]
@@ -983,8 +965,11 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
     # B3
     ema, hard = runs.get(JBOND_EMA), runs.get(JBOND_HARD)
     if ema is not None and hard is not None:
-        re_, rh_ = _ci(ema["eval/reward"][:, -1]), _ci(hard["eval/reward"][:, -1])
-        ke, kh = _ci(ema["eval/kl_sft"][:, -1]), _ci(hard["eval/kl_sft"][:, -1])
+        re_, rh_ = (
+            A.ci(ema["eval/reward"][:, -1]),
+            A.ci(hard["eval/reward"][:, -1]),
+        )
+        ke, kh = A.ci(ema["eval/kl_sft"][:, -1]), A.ci(hard["eval/kl_sft"][:, -1])
         me = (ema["eval/kl_sft"].mean(0), ema["eval/reward"].mean(0))
         mh = (hard["eval/kl_sft"].mean(0), hard["eval/reward"].mean(0))
         level = min(me[1].max(), mh[1].max())
@@ -1000,11 +985,11 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
         )
         out.append(
             f"* **B3 (EMA anchor: same reward, lower KL than hard copies every {ANCHOR_PERIOD}): "
-            f"{verdict}{resolved_note}.** Final reward EMA {_pm(*re_)} vs hard {_pm(*rh_)} (same within the larger "
-            f"CI or 0.05: {same_reward}); final KL(π‖π_ref) EMA {_pm(*ke)} vs hard {_pm(*kh)}; KL "
+            f"{verdict}{resolved_note}.** Final reward EMA {A.pm(*re_)} vs hard {A.pm(*rh_)} (same within the larger "
+            f"CI or 0.05: {same_reward}); final KL(π‖π_ref) EMA {A.pm(*ke)} vs hard {A.pm(*kh)}; KL "
             f"at which the seed-mean trajectory first reaches reward {level:.3f} (the lower of the "
             f"two maxima): EMA {kl_e:.3f} vs hard {kl_h:.3f} (EMA lower: {lower_kl}). Paired "
-            f"final KL difference EMA − hard {_pm(*dkl[:2])}"
+            f"final KL difference EMA − hard {A.pm(*dkl[:2])}"
             + (" (resolved)." if dkl[2] else " (CI includes 0: not resolved at these seeds).")
         )
     else:
@@ -1015,12 +1000,12 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
     if ema is not None and all(d is not None for d in rl.values()):
         hv_seeds = lambda d: np.array(  # noqa: E731
             [
-                hypervolume(d["eval/kl_sft"][s], d["eval/reward"][s], r_ref)
+                A.hypervolume(d["eval/kl_sft"][s], d["eval/reward"][s], KL_CAP, r_ref)
                 for s in range(d["eval/reward"].shape[0])
             ]
         )
-        hv_j = _ci(hv_seeds(ema))
-        hv_rl = {b: _ci(hv_seeds(d)) for b, d in rl.items()}
+        hv_j = A.ci(hv_seeds(ema))
+        hv_rl = {b: A.ci(hv_seeds(d)) for b, d in rl.items()}
         dhv = {b: _paired(hv_seeds(ema), hv_seeds(d)) for b, d in rl.items()}
         beats = {b: hv_j[0] >= v[0] for b, v in hv_rl.items()}
         x = ema["loop/updates"][0]
@@ -1038,14 +1023,14 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
         out.append(
             f"* **B5 (J-BOND front ≥ every REINFORCE β; KL grows roughly linearly): {verdict} on "
             f"the seed means ({n_res} of {len(dhv)} paired differences resolved).** "
-            f"Hypervolume J-BOND (EMA) {_pm(*hv_j)} vs REINFORCE "
-            + ", ".join(f"β={b:g}: {_pm(*v)}" for b, v in hv_rl.items())
+            f"Hypervolume J-BOND (EMA) {A.pm(*hv_j)} vs REINFORCE "
+            + ", ".join(f"β={b:g}: {A.pm(*v)}" for b, v in hv_rl.items())
             + f" (J-BOND ≥ {n_beat}/{len(beats)} on the seed means); J-BOND KL(π‖π_ref) vs "
             f"updates: slope {slope * 100:.4f} nats / 100 updates, R² = {r2:.3f} of a linear fit "
             f"(criterion R² ≥ 0.95: {linear}). Paired hypervolume differences J-BOND − "
             "REINFORCE: "
             + ", ".join(
-                f"β={b:g}: {_pm(*v[:2])}{' (resolved)' if v[2] else ''}" for b, v in dhv.items()
+                f"β={b:g}: {A.pm(*v[:2])}{' (resolved)' if v[2] else ''}" for b, v in dhv.items()
             )
             + "."
         )
@@ -1096,14 +1081,16 @@ def main() -> None:
     parser.add_argument("--no-hard", action="store_true", help="skip the B3 hard-anchor run")
     parser.add_argument("--diag-seeds", type=int, default=1, help="seeds of --parts diag")
     parser.add_argument("--summary", action="store_true", help="only rebuild the markdown")
-    args = parser.parse_args()
+    args = A.quick_parser(parser).parse_args()
+    if args.quick:
+        use_quick(args.quick)
     if not args.summary:
         import jax
 
         total = time.perf_counter()
-        w = _alignment.world()
+        w = A.world()
         print(f"world built in {w.seconds:.0f} s", flush=True)
-        reward = _alignment.gold_reward_fn(w)
+        reward = A.gold_reward_fn(w)
         seed_keys = jax.random.split(jax.random.key(args.seed), args.seeds)
         for part in args.parts.split(","):
             start = time.perf_counter()
@@ -1126,7 +1113,7 @@ def main() -> None:
                 raise SystemExit(f"unknown part {part!r}; choose from {(*PARTS, 'diag')}")
             rec["wall_s"] = time.perf_counter() - start
             rec["world_s"] = w.seconds
-            _alignment.write_record(RECORDS[part], rec)
+            A.write_record(RECORDS[part], rec)
             print(f"part {part} done in {rec['wall_s']:.0f} s", flush=True)
         print(f"total {time.perf_counter() - total:.0f} s", flush=True)
     print(summary())

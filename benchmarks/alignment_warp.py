@@ -2,6 +2,8 @@
 
     python -m benchmarks.alignment_warp --seeds 3 --steps 400
     python -m benchmarks.alignment_warp --summary   # rebuild results/alignment_warp.md + PNGs
+    python -m benchmarks.alignment_warp --quick /tmp/q --seeds 1 --steps 10 --eval-every 5 \
+        --eval-prompts 16 --batch 4 --warp-steps 5 5          # smoke run
 
 Reward: the single proxy RM ``_alignment.proxy(world)`` (as in the paper); the gold reward is always
 reported next to it. Every evaluation is ``policy_gradient.evaluate`` on the first
@@ -49,7 +51,6 @@ import time
 import numpy as np
 
 from benchmarks import _alignment as A
-from benchmarks._common import RESULTS
 
 NAME = "warp"
 ALT_NAME = "warp_lr1e-3"  # the same benchmark at the library's default lr (collapse regime)
@@ -71,21 +72,8 @@ def _label(beta: float, mu: float) -> str:
 # ----------------------------------------------------------------------------- front geometry
 
 
-def hypervolume(kl, reward, ref_kl: float, ref_reward: float) -> float:
-    """Dominated area in the (-KL, reward) plane w.r.t. ``(ref_kl, ref_reward)`` (module doc)."""
-    kl = np.asarray(kl, np.float64).ravel()
-    r = np.asarray(reward, np.float64).ravel()
-    ok = np.isfinite(kl) & np.isfinite(r) & (kl <= ref_kl) & (r > ref_reward)
-    if not ok.any():
-        return 0.0
-    order = np.argsort(np.maximum(kl[ok], 0.0))
-    k, best = np.maximum(kl[ok], 0.0)[order], np.maximum.accumulate(r[ok][order])
-    widths = np.diff(np.append(k, ref_kl))
-    return float(np.sum(widths * (best - ref_reward)))
-
-
 def hypervolume_interp(kl, reward, ref_kl: float, ref_reward: float, num: int = 2001) -> float:
-    """:func:`hypervolume` of a trajectory whose front is linearly interpolated between its points
+    """``_alignment.hypervolume`` of a trajectory whose front is linearly interpolated between its points
     (the policy moves continuously between two evaluations; a point beyond ``ref_kl`` still shapes
     the segment that crosses it): ``integral_0^ref_kl max(0, f(k) - ref_reward) dk`` with ``f`` the
     running-max front, interpolated, held flat after the last point and 0 before the first."""
@@ -132,14 +120,6 @@ def chord_checks(eta, kl, reward) -> tuple[int, int, int]:
 # ----------------------------------------------------------------------------- the runs
 
 
-def _log(start: float, msg: str) -> None:
-    print(f"[{time.perf_counter() - start:7.1f} s] {msg}", flush=True)
-
-
-def _host(d: dict) -> dict:
-    return {k: np.asarray(v) for k, v in d.items()}
-
-
 def run(args) -> dict:
     import jax
     import jax.numpy as jnp
@@ -151,12 +131,12 @@ def run(args) -> dict:
     timings = {}
     w = A.world()
     timings["world_s"] = w.seconds
-    _log(t0, f"world built ({w.seconds:.1f} s)")
+    A.log(t0, f"world built ({w.seconds:.1f} s)")
     t = time.perf_counter()
     proxy = A.proxy(w)
     jax.block_until_ready(proxy)
     timings["proxy_s"] = time.perf_counter() - t
-    _log(t0, f"proxy RM trained ({timings['proxy_s']:.1f} s)")
+    A.log(t0, f"proxy RM trained ({timings['proxy_s']:.1f} s)")
     reward_fn = A.rm_reward_fn(w, proxy)
     prompts = np.asarray(w.eval_prompts[: args.eval_prompts])
     base = pg.RLConfig(
@@ -178,7 +158,7 @@ def run(args) -> dict:
         return {k: float(v) for k, v in evaluate(params).items()}
 
     sft_eval = crn(w.sft)
-    _log(t0, f"SFT: {sft_eval}")
+    A.log(t0, f"SFT: {sft_eval}")
 
     # ---------------------------------------------------------------- P1 / P2: one compile
     seeds = args.seeds
@@ -211,16 +191,10 @@ def run(args) -> dict:
 
         return loop.make_train(algo, loop_config, evaluate_both)(key, w.sft, w.sft)
 
-    t = time.perf_counter()
-    compiled = jax.jit(jax.vmap(one)).lower(keys, betas, mus).compile()
-    timings["p1_compile_s"] = time.perf_counter() - t
-    _log(t0, f"P1 sweep compiled ({timings['p1_compile_s']:.1f} s), running {len(rows)} runs")
-    t = time.perf_counter()
-    states, metrics = compiled(keys, betas, mus)
-    jax.block_until_ready(metrics)
-    timings["p1_run_s"] = time.perf_counter() - t
-    _log(t0, f"P1 sweep ran {len(rows)} x {args.steps} updates ({timings['p1_run_s']:.1f} s)")
-    metrics = _host(metrics)
+    (states, metrics), timings["p1_compile_s"], timings["p1_run_s"] = A.compile_and_run(
+        f"P1 sweep, {len(rows)} runs x {args.steps} updates", jax.vmap(one), keys, betas, mus
+    )
+    metrics = A.host(metrics)
 
     p1 = {}
     for beta, mu in [(b, 0.0) for b in SFT_BETAS] + [(EMA_BETA, EMA_MU)]:
@@ -237,7 +211,7 @@ def run(args) -> dict:
         }
     for name, entry in p1.items():
         last = {k: float(np.mean(v[:, -1])) for k, v in entry["metrics"].items() if "eval/" in k}
-        _log(t0, f"  {name}: final {last}")
+        A.log(t0, f"  {name}: final {last}")
 
     # P2 at the end, on the common key: theta vs theta_ema of every EMA run.
     t = time.perf_counter()
@@ -292,7 +266,7 @@ def run(args) -> dict:
         entry["liti"] = [crn(warp.liti(w.sft, merged, eta)) for eta in ETAS]
         pairs.append(entry)
         s5, l5 = entry["slerp"][2], entry["lerp"][2]
-        _log(
+        A.log(
             t0,
             f"  pair {j}: cos(task) median |.| "
             f"{np.median(np.abs(list(entry['cos_task_leaf'].values()))):.3f}, "
@@ -301,7 +275,7 @@ def run(args) -> dict:
             f"ends r={entry['slerp'][0]['eval/reward']:.3f}/{entry['slerp'][-1]['eval/reward']:.3f}",
         )
     timings["merges_s"] = time.perf_counter() - t
-    _log(t0, f"P2-P5 evaluations done ({timings['merges_s']:.1f} s)")
+    A.log(t0, f"P2-P5 evaluations done ({timings['merges_s']:.1f} s)")
 
     # ---------------------------------------------------------------- P6: more runs merged
     t = time.perf_counter()
@@ -324,13 +298,13 @@ def run(args) -> dict:
             )
             for e in p6["subsets"][str(m)]
         ]
-        _log(t0, f"  P6 M={m}: runs {draws}, HV_proxy {np.round(hvs, 2)}")
+        A.log(t0, f"  P6 M={m}: runs {draws}, HV_proxy {np.round(hvs, 2)}")
     m_max = max(ms)
     for o in range(P6_DRAWS if m_max > 1 else 0):
         order = [(o + k) % m_max for k in range(m_max)]  # rotations of runs 0 .. M-1
         p6["orders"].append({"runs": order, "liti": liti_front(order)})
     timings["p6_s"] = time.perf_counter() - t
-    _log(t0, f"P6 merges of M in {ms} runs done ({timings['p6_s']:.1f} s)")
+    A.log(t0, f"P6 merges of M in {ms} runs done ({timings['p6_s']:.1f} s)")
 
     # ---------------------------------------------------------------- P7: iterated WARP
     t = time.perf_counter()
@@ -359,10 +333,10 @@ def run(args) -> dict:
         "num_runs": 2,
         "liti_eta": 0.3,
         "eta": list(ETAS),
-        "iteration_fronts": [_host(f) for f in result.iteration_fronts],
-        "front": _host(result.front),
+        "iteration_fronts": [A.host(f) for f in result.iteration_fronts],
+        "front": A.host(result.front),
         "run_metrics": [
-            {k: v for k, v in _host(m).items() if k.startswith(("eval/", "loop/"))}
+            {k: v for k, v in A.host(m).items() if k.startswith(("eval/", "loop/"))}
             for m in result.run_metrics
         ],
         # the shared SFT point on run_warp's own key (its fronts use result.eval_key)
@@ -374,12 +348,12 @@ def run(args) -> dict:
         },
     }
     for i, f in enumerate(result.iteration_fronts):
-        _log(
+        A.log(
             t0,
             f"  WARP iteration {i + 1}: front r={np.round(np.asarray(f['eval/reward']), 3)} "
             f"kl={np.round(np.asarray(f['eval/kl_sft']), 2)}",
         )
-    _log(t0, f"P7 run_warp {args.warp_steps} done ({timings['warp_s']:.1f} s)")
+    A.log(t0, f"P7 run_warp {args.warp_steps} done ({timings['warp_s']:.1f} s)")
     timings["total_s"] = time.perf_counter() - t0
 
     return {
@@ -415,21 +389,8 @@ def run(args) -> dict:
 # ----------------------------------------------------------------------------- the summary
 
 
-def _ci(values, precision: int = 3) -> str:
-    values = np.asarray(values, np.float64)
-    if values.size == 1:
-        return f"{float(values[0]):.{precision}f}"
-    return A.fmt(values, precision)
-
-
 def _hv(kl, r, ref):
-    return hypervolume(kl, r, KL_REF, ref)
-
-
-def _verdict(checks: list[bool]) -> str:
-    if all(checks):
-        return "PASS"
-    return "partial" if any(checks) else "FAIL"
+    return A.hypervolume(kl, r, KL_REF, ref)
 
 
 def _plots(rec: dict) -> list[str]:
@@ -618,8 +579,8 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         gm, klm = g.mean(0), kl.mean(0)
         peak = int(np.argmax(gm))
         out.append(
-            f"| {label} | {_ci(r[:, -1])} | {_ci(g[:, -1])} | {_ci(kl[:, -1], 2)} | "
-            f"{gm[peak]:.3f} ({klm[peak]:.2f}) | {_ci(hv_p, 2)} | {_ci(hv_g, 2)} | {_ci(hv_i, 2)} | "
+            f"| {label} | {A.fmt(r[:, -1])} | {A.fmt(g[:, -1])} | {A.fmt(kl[:, -1], 2)} | "
+            f"{gm[peak]:.3f} ({klm[peak]:.2f}) | {A.fmt(hv_p, 2)} | {A.fmt(hv_g, 2)} | {A.fmt(hv_i, 2)} | "
             f"{sat[label]:.2f} |"
         )
         if peak < len(gm) - 1 and gm[-1] < gm[peak] - 0.05 and rm[-1] > rm[peak] + 0.05:
@@ -700,13 +661,13 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         "",
         "| weights | final proxy | final gold | final KL | HV_proxy (trajectory) | HV_gold (trajectory) |",
         "|---|---|---|---|---|---|",
-        f"| policy θ | {_ci(col(pol, 'eval/reward'))} | {_ci(col(pol, 'eval/gold'))} | "
-        f"{_ci(col(pol, 'eval/kl_sft'), 2)} | {_ci(hv_pol, 2)} | {_ci(hv_pol_g, 2)} |",
-        f"| EMA θ_ema | {_ci(col(anc, 'eval/reward'))} | {_ci(col(anc, 'eval/gold'))} | "
-        f"{_ci(col(anc, 'eval/kl_sft'), 2)} | {_ci(hv_anc, 2)} | {_ci(hv_anc_g, 2)} |",
+        f"| policy θ | {A.fmt(col(pol, 'eval/reward'))} | {A.fmt(col(pol, 'eval/gold'))} | "
+        f"{A.fmt(col(pol, 'eval/kl_sft'), 2)} | {A.fmt(hv_pol, 2)} | {A.fmt(hv_pol_g, 2)} |",
+        f"| EMA θ_ema | {A.fmt(col(anc, 'eval/reward'))} | {A.fmt(col(anc, 'eval/gold'))} | "
+        f"{A.fmt(col(anc, 'eval/kl_sft'), 2)} | {A.fmt(hv_anc, 2)} | {A.fmt(hv_anc_g, 2)} |",
         "",
         f"Final θ_ema's proxy reward minus the policy trajectory's front (max reward at KL ≤ k, "
-        f"linearly interpolated) at θ_ema's KL: {_ci(gaps)} (> 0: θ_ema lies above the policy's "
+        f"linearly interpolated) at θ_ema's KL: {A.fmt(gaps)} (> 0: θ_ema lies above the policy's "
         "front).",
         "",
     ]
@@ -735,10 +696,10 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
     ]
     for i, lv in enumerate(lam):
         out.append(
-            f"| {lv:g} | {_ci(at('slerp', i, 'eval/reward'))} | {_ci(at('lerp', i, 'eval/reward'))} | "
-            f"{_ci(at('slerp_weights', i, 'eval/reward'))} | {_ci(at('slerp', i, 'eval/gold'))} | "
-            f"{_ci(at('lerp', i, 'eval/gold'))} | {_ci(at('slerp', i, 'eval/kl_sft'), 2)} | "
-            f"{_ci(at('lerp', i, 'eval/kl_sft'), 2)} |"
+            f"| {lv:g} | {A.fmt(at('slerp', i, 'eval/reward'))} | {A.fmt(at('lerp', i, 'eval/reward'))} | "
+            f"{A.fmt(at('slerp_weights', i, 'eval/reward'))} | {A.fmt(at('slerp', i, 'eval/gold'))} | "
+            f"{A.fmt(at('lerp', i, 'eval/gold'))} | {A.fmt(at('slerp', i, 'eval/kl_sft'), 2)} | "
+            f"{A.fmt(at('lerp', i, 'eval/kl_sft'), 2)} |"
         )
     s5, l5 = at("slerp", i5, "eval/reward"), at("lerp", i5, "eval/reward")
     ends = np.maximum(at("slerp", 0, "eval/reward"), at("slerp", len(lam) - 1, "eval/reward"))
@@ -773,14 +734,14 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         "",
         "| quantity | value (mean ± CI over pairs) |",
         "|---|---|",
-        f"| median over leaves of \\|cos(δ₁, δ₂)\\| (task vectors, per leaf) | {_ci(med_task)} |",
-        f"| cos(δ₁, δ₂) of the whole flattened task vectors | {_ci(g_task)} |",
-        f"| median over leaves of cos(θ₁, θ₂) (full weights) | {_ci(med_full, 4)} |",
-        f"| cos(θ₁, θ₂) whole model | {_ci(g_full, 4)} |",
-        f"| \\|δ₁\\|, \\|δ₂\\| | {_ci(norms[:, 0])}, {_ci(norms[:, 1])} |",
-        f"| ‖SLERP_weights − LERP‖ / ‖SLERP_task − LERP‖ at λ = 0.5 | {_ci(d_w / d_t)} |",
+        f"| median over leaves of \\|cos(δ₁, δ₂)\\| (task vectors, per leaf) | {A.fmt(med_task)} |",
+        f"| cos(δ₁, δ₂) of the whole flattened task vectors | {A.fmt(g_task)} |",
+        f"| median over leaves of cos(θ₁, θ₂) (full weights) | {A.fmt(med_full, 4)} |",
+        f"| cos(θ₁, θ₂) whole model | {A.fmt(g_full, 4)} |",
+        f"| \\|δ₁\\|, \\|δ₂\\| | {A.fmt(norms[:, 0])}, {A.fmt(norms[:, 1])} |",
+        f"| ‖SLERP_weights − LERP‖ / ‖SLERP_task − LERP‖ at λ = 0.5 | {A.fmt(d_w / d_t)} |",
         f"| proxy at λ = 0.5: SLERP_weights − LERP (vs SLERP_task − LERP) | "
-        f"{_ci(r_w - l5)} (vs {_ci(s5 - l5)}) |",
+        f"{A.fmt(r_w - l5)} (vs {A.fmt(s5 - l5)}) |",
         "",
     ]
     p4_checks = [
@@ -823,14 +784,14 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
     ]
     for i, e in enumerate(eta):
         out.append(
-            f"| {e:g} | {_ci(at('liti', i, 'eval/reward'))} | {_ci(at('liti', i, 'eval/gold'))} | "
-            f"{_ci(at('liti', i, 'eval/kl_sft'), 2)} |"
+            f"| {e:g} | {A.fmt(at('liti', i, 'eval/reward'))} | {A.fmt(at('liti', i, 'eval/gold'))} | "
+            f"{A.fmt(at('liti', i, 'eval/kl_sft'), 2)} |"
         )
     out += [
         "",
-        f"HV_proxy: LITI front {_ci(hv_liti, 2)} vs the better of the pair's two RL trajectories "
-        f"{_ci(hv_traj, 2)} (LITI higher in {sum(a > b for a, b in zip(hv_liti, hv_traj, strict=True))}"
-        f"/{len(pairs)} pairs); HV_gold: {_ci(hv_liti_g, 2)} vs {_ci(hv_traj_g, 2)}. "
+        f"HV_proxy: LITI front {A.fmt(hv_liti, 2)} vs the better of the pair's two RL trajectories "
+        f"{A.fmt(hv_traj, 2)} (LITI higher in {sum(a > b for a, b in zip(hv_liti, hv_traj, strict=True))}"
+        f"/{len(pairs)} pairs); HV_gold: {A.fmt(hv_liti_g, 2)} vs {A.fmt(hv_traj_g, 2)}. "
         f"Interior η with proxy reward on/above the chord between η = 0 and 1 (concave-like): "
         f"{conc}/{n_inner}; with KL on/below its chord (convex-like): {conv}/{n_inner}. "
         f"For comparison, the first WARP iteration of P7 (T = {rec['p7']['steps'][0]} per run, one "
@@ -870,8 +831,8 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
             hg = [hv_of(e["liti"], "eval/gold", g0) for e in es]
             end = lambda k, es=es: [e["liti"][-1][k] for e in es]  # noqa: E731
             out.append(
-                f"| {m} | {_ci(hv6[m], 2)} | {_ci(hg, 2)} | {_ci(end('eval/reward'))} | "
-                f"{_ci(end('eval/gold'))} | {_ci(end('eval/kl_sft'), 2)} |"
+                f"| {m} | {A.fmt(hv6[m], 2)} | {A.fmt(hg, 2)} | {A.fmt(end('eval/reward'))} | "
+                f"{A.fmt(end('eval/gold'))} | {A.fmt(end('eval/kl_sft'), 2)} |"
             )
         means = [float(hv6[m].mean()) for m in p6["m"]]
         increasing = bool(np.all(np.diff(means) > 0))
@@ -889,7 +850,7 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         ]
         p6_checks = [increasing, small]
         p6_line = (
-            f"- **P6 {_verdict(p6_checks)}**: HV_proxy increases with M: "
+            f"- **P6 {A.verdict(p6_checks)}**: HV_proxy increases with M: "
             f"{'yes' if increasing else 'no'} ({', '.join(f'M={m} {x:.2f}' for m, x in zip(p6['m'], means, strict=True))}); "
             f"merge-order SD small (≤ the SD over subsets of the same M): "
             f"{'yes' if small else 'no'} ({sd_order:.3f} vs {sd_subset:.3f})."
@@ -950,8 +911,8 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         + "; ".join(gap_lines)
         + f". Max proxy per iteration increments: {', '.join(f'{x:+.3f}' for x in inc)}. "
         f"For reference (P1, same HV definition): HV_proxy of the EMA-anchor RL trajectories "
-        f"{_ci(hv[ema_label][0], 2)}, of the best SFT-anchor β "
-        f"{max(hv[k][0].mean() for k in sft_labels):.2f}; HV_gold {_ci(hv[ema_label][1], 2)} and "
+        f"{A.fmt(hv[ema_label][0], 2)}, of the best SFT-anchor β "
+        f"{max(hv[k][0].mean() for k in sft_labels):.2f}; HV_gold {A.fmt(hv[ema_label][1], 2)} and "
         f"{max(hv[k][1].mean() for k in sft_labels):.2f}.",
         "",
     ]
@@ -966,7 +927,7 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
 
     n_body = len(out)
     out += [
-        f"- **P1 {_verdict([ema_best, explodes, saturates])}"
+        f"- **P1 {A.verdict([ema_best, explodes, saturates])}"
         f"{' (by the means; the step-HV CIs overlap)' if ema_best and not separated else ''}**: HV_proxy highest for the EMA "
         f"anchor: {'yes' if ema_best else 'no'} ({', '.join(fmt_hv(k) for k in rec['p1'])}; "
         f"95% CIs separated from every SFT β: {'yes' if separated else 'no'}); interpolated "
@@ -978,23 +939,23 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         f"({final_kl[b0]:.2f} nats; final KL of every run: "
         f"{', '.join(f'{k} {v:.2f}' for k, v in final_kl.items())}); SFT β = 0.1 saturates (second-half share "
         f"{sat[b01]:.2f} < 0.2): {'yes' if saturates else 'no'}.",
-        f"- **P2 {_verdict(p2_pass)}{' (a tie)' if p2_tie and all(p2_pass) else ''}**: trajectory HV_proxy θ_ema {np.mean(hv_anc):.2f} vs θ "
-        f"{np.mean(hv_pol):.2f} (paired difference {_ci(hv_diff, 2)}"
+        f"- **P2 {A.verdict(p2_pass)}{' (a tie)' if p2_tie and all(p2_pass) else ''}**: trajectory HV_proxy θ_ema {np.mean(hv_anc):.2f} vs θ "
+        f"{np.mean(hv_pol):.2f} (paired difference {A.fmt(hv_diff, 2)}"
         f"{': a tie within the 95% CI' if p2_tie else ''}); final θ_ema above the policy's front by {np.nanmean(gaps):+.3f} "
         "proxy at equal KL.",
-        f"- **P3 {_verdict(p3_checks)}**: at λ = 0.5 SLERP − max(ends) {np.mean(s5 - ends):+.3f}, "
+        f"- **P3 {A.verdict(p3_checks)}**: at λ = 0.5 SLERP − max(ends) {np.mean(s5 - ends):+.3f}, "
         f"SLERP − LERP {np.mean(s5 - l5):+.3f}, KL(SLERP) − KL(LERP) {np.mean(ks5 - kl5):+.2f} nats "
         f"(means over {len(pairs)} pairs).",
-        f"- **P4 {_verdict(p4_checks) if p4_checks[0] else 'FAIL'}**: median \\|cos δ\\| {np.mean(med_task):.3f} (criterion "
+        f"- **P4 {A.verdict(p4_checks) if p4_checks[0] else 'FAIL'}**: median \\|cos δ\\| {np.mean(med_task):.3f} (criterion "
         f"< 0.3), median cos θ {np.mean(med_full):.4f} (> 0.99); SLERP of full weights ≈ "
         f"LERP: proxy difference {np.mean(r_w - l5):+.3f} vs task-vector SLERP's "
         f"{np.mean(s5 - l5):+.3f} (≈ if at most half), parameter distance ratio "
         f"{np.mean(d_w / d_t):.2f}.",
-        f"- **P5 {_verdict(p5_checks) if p5_checks[0] else 'FAIL'}**: HV_proxy LITI {np.mean(hv_liti):.2f} vs RL trajectory "
+        f"- **P5 {A.verdict(p5_checks) if p5_checks[0] else 'FAIL'}**: HV_proxy LITI {np.mean(hv_liti):.2f} vs RL trajectory "
         f"{np.mean(hv_traj):.2f}; reward concave-like at {conc}/{n_inner} interior η, KL convex-like "
         f"at {conv}/{n_inner}.",
         *([p6_line] if p6_line else []),
-        f"- **P7 {_verdict(p7_checks)}**: front(i+1) ≥ front(i) (gaps ≥ −{sd_r:.3f}, the "
+        f"- **P7 {A.verdict(p7_checks)}**: front(i+1) ≥ front(i) (gaps ≥ −{sd_r:.3f}, the "
         f"noise SD, and a higher max reward): {'yes' if monotone else 'no'} "
         f"(gaps {', '.join(f'{x:+.3f}' for x in gaps7)}; HV_proxy per iteration "
         f"{', '.join(f'{x:.2f}' for x in hv7[: len(fronts)])}, final front {hv7[-1]:.2f}); "
@@ -1048,8 +1009,7 @@ def summary() -> str:
     names = _plots(rec)
     out += [""] + [f"![{n[:-4]}](alignment/{n})" for n in names] + [""]
     text = "\n".join(out) + "\n"
-    with open(os.path.join(RESULTS, "alignment_warp.md"), "w") as f:
-        f.write(text)
+    A.write_section("alignment_warp.md", text)
     return text
 
 
@@ -1066,7 +1026,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=NAME, help="record name under results/alignment/")
     parser.add_argument("--summary", action="store_true", help="only rebuild the markdown")
-    args = parser.parse_args()
+    args = A.quick_parser(parser).parse_args()
+    if args.quick:
+        A.use_quick_world(args.quick)
     if not args.summary:
         A.write_record(args.name, run(args))
     print(summary())
