@@ -277,6 +277,43 @@ def compile_and_run(desc: str, fn: Any, *args: Any) -> tuple[Any, float, float]:
     return out, compile_s, run_s
 
 
+def loop_config(steps: int, eval_every: int):
+    """The ``alignment.loop.LoopConfig`` of ``steps`` updates, evaluated every ``eval_every``."""
+    from purerl.alignment import loop
+
+    return loop.LoopConfig(num_updates=steps, eval_every=eval_every)
+
+
+def rl_runs(
+    desc: str,
+    make: Any,
+    keys: jax.Array,
+    hparams: tuple,
+    init_args: tuple,
+    config: Any,
+    callback: Any = None,
+    snapshot: Any = None,
+    select: Any = None,
+) -> tuple[Any, float, float]:
+    """Many RL runs in one ``jit(vmap(train))``, compile and run timed apart.
+
+    Run ``i`` is ``loop.make_train(algo, config, evaluate_fn, callback, snapshot)(keys[i],
+    *init_args)`` with ``(algo, evaluate_fn) = make(*(h[i] for h in hparams))``: the
+    hyperparameters in ``hparams`` (arrays ``[runs]``) are traced, so every run shares one compile.
+    ``select(outputs)`` (default: all of ``train``'s outputs) picks what leaves the device.
+    Returns ``(selected outputs stacked over runs, compile_s, run_s)``.
+    """
+    from purerl.alignment import loop
+
+    def one(key, *hp):
+        algo, evaluate_fn = make(*hp)
+        train = loop.make_train(algo, config, evaluate_fn, callback=callback, snapshot=snapshot)
+        out = train(key, *init_args)
+        return out if select is None else select(out)
+
+    return compile_and_run(desc, jax.vmap(one), keys, *hparams)
+
+
 def write_section(filename: str, text: str) -> str:
     """Write a markdown section (``alignment_<part>.md``) next to the other results."""
     os.makedirs(SECTIONS, exist_ok=True)

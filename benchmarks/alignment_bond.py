@@ -160,13 +160,18 @@ def _evaluate_fn(w, reward):
     return evaluate_fn
 
 
-def _run(desc, train, keys, hparams, num_runs):
-    """``jit(vmap(train))(keys, *hparams)``, compile and run timed separately."""
+def _run(w, desc, make_algo, evaluate_fn, keys, hparams, args, num_runs):
+    """``num_runs`` runs of ``make_algo(*hparams)`` from ``pi_ref`` in one ``jit(vmap(train))``
+    (``A.rl_runs``), one progress line per evaluation row. Returns ``(metrics {key: [runs,
+    rows]}, compile_s, run_s)``."""
     import jax
 
     print(f"  [{desc}] {num_runs} runs", flush=True)
-    (_, metrics), compile_s, run_s = A.compile_and_run(desc, jax.vmap(train), keys, *hparams)
-    return A.host(jax.device_get(metrics)), compile_s, run_s
+    make = lambda *hp: (make_algo(*hp), evaluate_fn)  # noqa: E731
+    config = A.loop_config(args.steps, args.eval_every)
+    printer = RowPrinter(desc, num_runs)
+    out, compile_s, run_s = A.rl_runs(desc, make, keys, hparams, (w.sft,), config, printer)
+    return A.host(jax.device_get(out[1])), compile_s, run_s
 
 
 def _split(metrics, labels, seeds):
@@ -220,25 +225,15 @@ def _beta_sweep(
 ):
     """Every (seed, beta) of ``make_algo(beta)`` in one ``jit(vmap(train))`` (beta is traced;
     ``hp_name`` names the swept field in the record)."""
-    from purerl.alignment import loop
-
     seeds = seed_keys.shape[0]
-    n_runs = len(betas) * seeds
-    printer = RowPrinter(name, n_runs)
-    lc = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
-    evaluate_fn = _evaluate_fn(w, reward)
-
-    def train(key, beta):
-        algo = make_algo(beta)
-        return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
-
     keys, traced = _grid(seed_keys, betas)
-    metrics, c, r = _run(name, train, keys, (traced,), n_runs)
+    evaluate_fn = _evaluate_fn(w, reward)
+    metrics, c, r = _run(w, name, make_algo, evaluate_fn, keys, (traced,), args, len(keys))
     return {
         "part": part,
         "runs": _split(metrics, [label(b) for b in betas], seeds),
         config[0]: config[1] | {hp_name: list(betas)},
-        "loop_config": dataclasses.asdict(lc),
+        "loop_config": dataclasses.asdict(A.loop_config(args.steps, args.eval_every)),
         "seeds": seeds,
         "compile_s": c,
         "run_s": r,
@@ -258,20 +253,14 @@ def run_b1(w, reward, seed_keys, args):
 def _config_runs(w, reward, seed_keys, args, part, configs):
     """One ``jit(vmap(train))`` over the seeds per ``{label: BondConfig}`` (one compile each: the
     configs differ in static fields such as the anchor rule or ``n``)."""
-    from purerl.alignment import bond, loop
+    from purerl.alignment import bond
 
     seeds = seed_keys.shape[0]
-    lc = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
     evaluate_fn = _evaluate_fn(w, reward)
     runs, times, cfgs = {}, {}, {}
     for label, config in configs.items():
-        printer = RowPrinter(label, seeds)
-
-        def train(key, config=config, printer=printer):
-            algo = bond.make(config, w.lm_config, w.task, reward)
-            return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
-
-        metrics, c, r = _run(label, train, seed_keys, (), seeds)
+        make = lambda config=config: bond.make(config, w.lm_config, w.task, reward)  # noqa: E731
+        metrics, c, r = _run(w, label, make, evaluate_fn, seed_keys, (), args, seeds)
         runs[label] = metrics
         times[label] = {"compile_s": c, "run_s": r}
         cfgs[label] = dataclasses.asdict(config)
@@ -279,7 +268,7 @@ def _config_runs(w, reward, seed_keys, args, part, configs):
         "part": part,
         "runs": runs,
         "bond_config": cfgs,
-        "loop_config": dataclasses.asdict(lc),
+        "loop_config": dataclasses.asdict(A.loop_config(args.steps, args.eval_every)),
         "seeds": seeds,
         "times": times,
         "compile_s": sum(t["compile_s"] for t in times.values()),
@@ -348,33 +337,28 @@ def run_b4(w, reward, seed_keys, args):
 def run_diag(w, reward, seed_keys, args):
     """Is plain BOND slow because of its budget? beta = .5, N = 4: lr sweep at batch 32 (traced lr,
     one compile) and batch 128 at lr 1e-3, ``--diag-seeds`` seeds (default 1)."""
-    from purerl.alignment import bond, loop
+    from purerl.alignment import bond
 
     seed_keys = seed_keys[: args.diag_seeds]
     seeds = seed_keys.shape[0]
-    lc = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
     evaluate_fn = _evaluate_fn(w, reward)
-    printer = RowPrinter("diag lr", len(DIAG_LRS) * seeds)
 
-    def train_lr(key, lr):
-        algo = bond.make(bond_config(beta=0.5, learning_rate=lr), w.lm_config, w.task, reward)
-        return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
+    def make_lr(lr):
+        return bond.make(bond_config(beta=0.5, learning_rate=lr), w.lm_config, w.task, reward)
+
+    def make_batch():
+        config = bond_config(beta=0.5, batch_size=DIAG_BATCH)
+        return bond.make(config, w.lm_config, w.task, reward)
 
     keys, lrs = _grid(seed_keys, DIAG_LRS)
-    metrics, c1, r1 = _run("diag lr", train_lr, keys, (lrs,), len(DIAG_LRS) * seeds)
+    metrics, c1, r1 = _run(w, "diag lr", make_lr, evaluate_fn, keys, (lrs,), args, len(keys))
     runs = _split(metrics, [f"BOND β=0.5 lr={lr:g} batch {BATCH}" for lr in DIAG_LRS], seeds)
-    printer = RowPrinter("diag batch", seeds)
-
-    def train_batch(key):
-        algo = bond.make(bond_config(beta=0.5, batch_size=DIAG_BATCH), w.lm_config, w.task, reward)
-        return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
-
-    metrics, c2, r2 = _run("diag batch", train_batch, seed_keys, (), seeds)
+    metrics, c2, r2 = _run(w, "diag batch", make_batch, evaluate_fn, seed_keys, (), args, seeds)
     runs[f"BOND β=0.5 lr=0.001 batch {DIAG_BATCH}"] = metrics
     return {
         "part": "diag",
         "runs": runs,
-        "loop_config": dataclasses.asdict(lc),
+        "loop_config": dataclasses.asdict(A.loop_config(args.steps, args.eval_every)),
         "seeds": seeds,
         "compile_s": c1 + c2,
         "run_s": r1 + r2,

@@ -93,10 +93,10 @@ def _nkey(noise: float) -> str:
 
 def use_quick(out: str) -> None:
     """``--quick OUT``: the tiny world of ``A.use_quick_world`` and tiny evaluation sizes
-    (16 Best-of-N prompts, N = 4, RL batches of 8, evaluations every 5 updates on 32 prompts)."""
+    (16 Best-of-N prompts, N = 8, RL batches of 8, evaluations every 5 updates on 32 prompts)."""
     global BON_PROMPTS, BON_N, EVAL_EVERY, EVAL_PROMPTS, RL_BATCH
     A.use_quick_world(out)
-    BON_PROMPTS, BON_N, EVAL_EVERY, EVAL_PROMPTS, RL_BATCH = 16, 4, 5, 32, 8
+    BON_PROMPTS, BON_N, EVAL_EVERY, EVAL_PROMPTS, RL_BATCH = 16, 8, 5, 32, 8
 
 
 # ----------------------------------------------------------------------------- experiment 1
@@ -201,35 +201,26 @@ def _train_runs(w, reward_of, params, keys, steps: int, betas=None, keep_checkpo
     ...])`` (checkpoints ``None`` without ``keep_checkpoints``). ``betas`` ``[runs]``: each run's KL
     coefficient, traced (default ``RL_BETA`` for all).
     """
-    import jax
     import jax.numpy as jnp
 
-    from purerl.alignment import loop
     from purerl.alignment import policy_gradient as pg
 
     prompts = np.asarray(w.eval_prompts[:EVAL_PROMPTS])  # a constant, not a traced slice
-    loop_config = loop.LoopConfig(num_updates=steps, eval_every=EVAL_EVERY)
     if betas is None:
         betas = np.full(keys.shape[0], RL_BETA)
 
-    def train_one(key, rm_params, beta):
+    def make(rm_params, beta):
         cfg = rl_config(beta)
         fn = lambda t, m: reward_of(rm_params, t, m)  # noqa: E731
         algo = pg.make(cfg, w.lm_config, w.task, fn)
-        ev = pg.make_evaluate(cfg, w.lm_config, w.task, fn, prompts=prompts)
-        if not keep_checkpoints:
-            return loop.make_train(algo, loop_config, ev)(key, w.sft, w.sft)[1], None
-        train = loop.make_train(algo, loop_config, ev, snapshot=lambda s: s.params)
-        _, rows, ckpts = train(key, w.sft, w.sft)
-        return rows, ckpts
+        return algo, pg.make_evaluate(cfg, w.lm_config, w.task, fn, prompts=prompts)
 
-    (rows, ckpts), _, _ = A.compile_and_run(
-        f"{keys.shape[0]} RL runs",
-        jax.vmap(train_one),
-        keys,
-        params,
-        jnp.asarray(betas, jnp.float32),
-    )
+    snapshot = (lambda s: s.params) if keep_checkpoints else None
+    select = lambda out: (out[1], out[2] if keep_checkpoints else None)  # noqa: E731
+    hparams = (params, jnp.asarray(betas, jnp.float32))
+    config = A.loop_config(steps, EVAL_EVERY)
+    (rows, ckpts), _, _ = A.rl_runs(f"{keys.shape[0]} RL runs", make, keys, hparams,
+                                    (w.sft, w.sft), config, snapshot=snapshot, select=select)  # fmt: skip
     return A.host(rows), ckpts
 
 

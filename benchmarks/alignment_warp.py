@@ -124,8 +124,8 @@ def run(args) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from purerl.alignment import loop, warp
     from purerl.alignment import policy_gradient as pg
+    from purerl.alignment import warp
 
     t0 = time.perf_counter()
     timings = {}
@@ -168,9 +168,8 @@ def run(args) -> dict:
     mus = jnp.asarray([r[1] for r in rows], jnp.float32)
     base_key = jax.random.key(args.seed)
     keys = jax.vmap(lambda s: jax.random.fold_in(base_key, s))(jnp.asarray([r[2] for r in rows]))
-    loop_config = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
 
-    def one(key, beta, mu):
+    def make(beta, mu):
         cfg = pg.RLConfig(
             beta=beta,
             anchor="ema",
@@ -189,10 +188,12 @@ def run(args) -> dict:
             out.update({"anchor/" + name.split("/", 1)[1]: v for name, v in anchor.items()})
             return out
 
-        return loop.make_train(algo, loop_config, evaluate_both)(key, w.sft, w.sft)
+        return algo, evaluate_both
 
-    (states, metrics), timings["p1_compile_s"], timings["p1_run_s"] = A.compile_and_run(
-        f"P1 sweep, {len(rows)} runs x {args.steps} updates", jax.vmap(one), keys, betas, mus
+    desc = f"P1 sweep, {len(rows)} runs x {args.steps} updates"
+    config = A.loop_config(args.steps, args.eval_every)
+    (states, metrics), timings["p1_compile_s"], timings["p1_run_s"] = A.rl_runs(
+        desc, make, keys, (betas, mus), (w.sft, w.sft), config
     )
     metrics = A.host(metrics)
 
