@@ -4,7 +4,7 @@
     python -m benchmarks.alignment_bond --summary                 # rebuild the markdown only
     python -m benchmarks.alignment_bond --quick /tmp/q --seeds 2 --steps 10 --eval-every 5
 
-Research notes §6.4, claims B1-B6, on the shared world of ``benchmarks/A.py`` (one
+Research notes §6.4, claims B1-B6, on the shared world of ``benchmarks/_alignment.py`` (one
 pre-trained + SFT'd 2-layer LM, seed 0, is ``pi_ref``). The reward optimised *and* reported is the
 task's gold reward ``r*`` (notes §6.4 allows it "to isolate the distillation claims": no proxy, no
 reward hacking), so ``eval/reward == eval/gold`` here.
@@ -85,7 +85,7 @@ DELTA_B6 = 0.10  # B6 "reward >= BoN - delta": 10% of BoN_N's gain over pi_ref
 
 
 def use_quick(out: str) -> None:
-    """``--quick OUT``: the tiny world of ``A.use_quick_world`` and tiny sizes (8
+    """``--quick OUT``: the tiny world of ``_alignment.use_quick_world`` and tiny sizes (8
     quantile samples in evaluation, 16 evaluation and 32 Best-of-N prompts, batches of 8, one
     timing repetition)."""
     global K_EVAL, EVAL_PROMPTS, BATCH, BON_PROMPTS, TIMING_REPS
@@ -162,7 +162,7 @@ def _evaluate_fn(w, reward):
 
 def _run(w, desc, make_algo, evaluate_fn, keys, hparams, args, num_runs):
     """``num_runs`` runs of ``make_algo(*hparams)`` from ``pi_ref`` in one ``jit(vmap(train))``
-    (``A.rl_runs``), one progress line per evaluation row. Returns ``(metrics {key: [runs,
+    (``_alignment.rl_runs``), one progress line per evaluation row. Returns ``(metrics {key: [runs,
     rows]}, compile_s, run_s)``."""
     import jax
 

@@ -9,7 +9,7 @@
 Two experiments on the shared world of :mod:`benchmarks._alignment` (one pre-trained + SFT'd LM):
 
 * ``accuracy`` -- for label noise 0% and 25% and each seed, ``M = 4`` diverse reward models
-  (``A.reward_models``), then
+  (``_alignment.reward_models``), then
 
   - pairwise accuracy of each member, the weight average (WA = WARM) and the prediction ensemble
     (ENS) on the in-distribution and shifted sets and on the (corrupted / clean) training pairs
@@ -92,7 +92,7 @@ def _nkey(noise: float) -> str:
 
 
 def use_quick(out: str) -> None:
-    """``--quick OUT``: the tiny world of ``A.use_quick_world`` and tiny evaluation sizes
+    """``--quick OUT``: the tiny world of ``_alignment.use_quick_world`` and tiny evaluation sizes
     (16 Best-of-N prompts, N = 8, RL batches of 8, evaluations every 5 updates on 32 prompts)."""
     global BON_PROMPTS, BON_N, EVAL_EVERY, EVAL_PROMPTS, RL_BATCH
     A.use_quick_world(out)
@@ -695,7 +695,7 @@ def summary() -> str:
     if acc_rec is None and rl_rec is None:
         return "\n".join(lines + ["Not run yet: `python -m benchmarks.alignment_warm`.", ""])
     lines += [
-        "Toy RLHF world of `benchmarks/A.py` (docs/alignment/index.md): M = 4 reward "
+        "Toy RLHF world of `benchmarks/_alignment.py` (docs/alignment/index.md): M = 4 reward "
         "models per seed fine-tuned from the linear-probed SFT trunk with cycled learning rates "
         "(1e-3, 4e-4), dropout (0, 0.05, 0.1) and data orders; WA = their weight average (WARM), "
         "ENS = the mean of their rewards. All numbers are mean ± 95% t-CI over seeds. "
