@@ -314,6 +314,28 @@ def rl_runs(
     return compile_and_run(desc, jax.vmap(one), keys, *hparams)
 
 
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, name: str, dpi: int) -> str:
+    """Lay out, save as ``OUT/name`` and close a figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def write_section(filename: str, text: str) -> str:
     """Write a markdown section (``alignment_<part>.md``) next to the other results."""
     os.makedirs(SECTIONS, exist_ok=True)

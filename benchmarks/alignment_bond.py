@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import time
 
 import numpy as np
@@ -504,12 +503,8 @@ def _first_kl_at_reward(kl, reward, level):
 
 
 def _plots(runs, bon, r_ref):
-    import matplotlib
+    plt = A.pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(A.OUT, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3
     for i, (label, d) in enumerate(runs.items()):
@@ -530,9 +525,7 @@ def _plots(runs, bon, r_ref):
     ax.set_ylabel("gold reward r*")
     ax.set_title("Reward vs KL: BOND, J-BOND, REINFORCE, Best-of-N (seed means)")
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(os.path.join(A.OUT, "bond_plane.png"), dpi=120)
-    plt.close(fig)
+    A.save_figure(fig, "bond_plane.png", 120)
 
     b1 = [(b, runs.get(_bond_label(b))) for b in BOND_BETAS]
     if any(d is not None for _, d in b1):
@@ -554,9 +547,7 @@ def _plots(runs, bon, r_ref):
             ax.set_title(title)
             ax.legend(fontsize=8)
         fig.suptitle("BOND N=4: Jeffreys β (mean and 95% CI over seeds)")
-        fig.tight_layout()
-        fig.savefig(os.path.join(A.OUT, "bond_kl.png"), dpi=120)
-        plt.close(fig)
+        A.save_figure(fig, "bond_kl.png", 120)
 
 
 def summary() -> str:
@@ -607,29 +598,13 @@ def summary() -> str:
             "hypervolume |",
             "|---|---|---|---|---|---|---|",
         ]
+        columns = ("eval/reward", "eval/kl_sft", "eval/kl_backward_bon", "eval/kl_forward_bon",
+                   "eval/log_p_le")  # fmt: skip
         first = next(iter(runs.values()))
-        sft_cells = [
-            A.pm(*A.ci(first[k][:, 0]))
-            for k in (
-                "eval/reward",
-                "eval/kl_sft",
-                "eval/kl_backward_bon",
-                "eval/kl_forward_bon",
-                "eval/log_p_le",
-            )
-        ]
+        sft_cells = [A.pm(*A.ci(first[k][:, 0])) for k in columns]
         lines.append("| π_ref (start row) | " + " | ".join(sft_cells) + " | 0 |")
         for label, d in runs.items():
-            cells = [
-                A.pm(*A.ci(d[k][:, -1]))
-                for k in (
-                    "eval/reward",
-                    "eval/kl_sft",
-                    "eval/kl_backward_bon",
-                    "eval/kl_forward_bon",
-                    "eval/log_p_le",
-                )
-            ]
+            cells = [A.pm(*A.ci(d[k][:, -1])) for k in columns]
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {A.pm(*A.ci(hv[label]))} |")
         diag = records.get("diag")
         if diag:

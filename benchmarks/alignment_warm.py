@@ -57,7 +57,6 @@ calls :func:`summary` to build the aggregate page.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
@@ -227,6 +226,23 @@ def _train_runs(w, reward_of, params, keys, steps: int, betas=None, keep_checkpo
 CURVE_KEYS = ("eval/reward", "eval/gold", "eval/kl_sft", "eval/spurious", "eval/length")
 
 
+def _record_config(steps: int, without: tuple[str, ...] = ()) -> dict:
+    """The RL settings stored in a record (``without`` those keys)."""
+    cfg = rl_config()
+    config = {
+        "algorithm": "REINFORCE / RLOO, KL in the reward (k1), anchor = SFT",
+        "beta": cfg.beta,
+        "learning_rate": cfg.learning_rate,
+        "batch_size": cfg.batch_size,
+        "num_samples": cfg.num_samples,
+        "temperature": cfg.temperature,
+        "num_updates": steps,
+        "eval_every": EVAL_EVERY,
+        "eval_prompts": EVAL_PROMPTS,
+    }
+    return {k: v for k, v in config.items() if k not in without}
+
+
 def run_rl(w, clean_params: dict, seeds: int, steps: int, ens: bool, start: float) -> dict:
     import jax
     import jax.numpy as jnp
@@ -296,22 +312,11 @@ def run_rl(w, clean_params: dict, seeds: int, steps: int, ens: bool, start: floa
                 out[f"gold_{b}"].append(gb)
             A.log(start, f"win rate ({which}) {name}: {A.fmt(out['win'])}")
     seconds["win_rates"] = time.perf_counter() - t0
-    cfg = rl_config()
     return {
         "seeds": seeds,
         "rm_noise": RL_NOISE,
         "proxies": list(curves),
-        "config": {
-            "algorithm": "REINFORCE / RLOO, KL in the reward (k1), anchor = SFT",
-            "beta": cfg.beta,
-            "learning_rate": cfg.learning_rate,
-            "batch_size": cfg.batch_size,
-            "num_samples": cfg.num_samples,
-            "temperature": cfg.temperature,
-            "num_updates": steps,
-            "eval_every": EVAL_EVERY,
-            "eval_prompts": EVAL_PROMPTS,
-        },
+        "config": _record_config(steps),
         "updates": rows["loop/updates"][0],
         "curves": curves,
         "win_rates": win_rates,
@@ -351,20 +356,11 @@ def run_w8(w, seeds: int, steps: int, start: float) -> dict:
         entry = curves.setdefault(f"{b:g}", {}).setdefault(proxy, {k: [] for k in CURVE_KEYS})
         for k in CURVE_KEYS:
             entry[k].append(rows[k][i])
-    cfg = rl_config()
     return {
         "seeds": seeds,
         "rm_noise": RL_NOISE,
         "betas": list(W8_BETAS),
-        "config": {
-            "algorithm": "REINFORCE / RLOO, KL in the reward (k1), anchor = SFT",
-            "learning_rate": cfg.learning_rate,
-            "batch_size": cfg.batch_size,
-            "num_samples": cfg.num_samples,
-            "num_updates": steps,
-            "eval_every": EVAL_EVERY,
-            "eval_prompts": EVAL_PROMPTS,
-        },
+        "config": _record_config(steps, ("beta", "temperature")),  # beta is swept
         "updates": rows["loop/updates"][0],
         "curves": {
             b: {p: {k: np.asarray(v) for k, v in c.items()} for p, c in d.items()}
@@ -605,11 +601,8 @@ def _drop_cell(drops: list) -> str:
 # ----------------------------------------------------------------------------- plots
 
 
-def plot_bon(acc_rec: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_bon(acc_rec: dict, name: str) -> None:
+    plt = A.pyplot()
 
     bon = acc_rec["bon"]
     ns = np.asarray(bon["n"])
@@ -627,9 +620,7 @@ def plot_bon(acc_rec: dict, path: str) -> None:
         ax.set_ylabel("gold reward of the selected response")
         ax.set_title(f"WARM Best-of-N, {nk}% flipped labels (mean ± 95% CI)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, name, 110)
 
 
 def _bon_series(acc_rec: dict, nk: str) -> dict[str, np.ndarray]:
@@ -649,11 +640,8 @@ def _bon_series(acc_rec: dict, nk: str) -> dict[str, np.ndarray]:
 LABELS = {"single": "single RM (member 0)", "warm": "WARM (WA of 4)", "ens": "ENS (4)"}
 
 
-def plot_rl(rl_rec: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_rl(rl_rec: dict, name: str) -> None:
+    plt = A.pyplot()
 
     updates = np.asarray(rl_rec["updates"])
     fig, axes = plt.subplots(1, 3, figsize=(16, 4))
@@ -679,9 +667,7 @@ def plot_rl(rl_rec: dict, path: str) -> None:
         f"REINFORCE/RLOO vs proxy RM, beta={rl_rec['config']['beta']}, "
         f"{rl_rec['seeds']} seeds (mean ± 95% CI)"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, name, 110)
 
 
 # ----------------------------------------------------------------------------- summary
@@ -826,8 +812,7 @@ def _accuracy_section(rec: dict, claims: list[str]) -> list[str]:
             + " |",
             "",
         ]
-    out_png = os.path.join(A.OUT, "warm_bon.png")
-    plot_bon(rec, out_png)
+    plot_bon(rec, "warm_bon.png")
     lines += ["![WARM Best-of-N](alignment/warm_bon.png)", ""]
 
     # claims W1, W2, W4, W5
@@ -1041,7 +1026,7 @@ def _rl_section(rec: dict, claims: list[str]) -> list[str]:
             + ".",
         ]
     lines.append("")
-    plot_rl(rec, os.path.join(A.OUT, "warm_rl.png"))
+    plot_rl(rec, "warm_rl.png")
     lines += ["![WARM RL](alignment/warm_rl.png)", ""]
 
     # claims W6, W7

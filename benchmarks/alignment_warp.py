@@ -45,7 +45,6 @@ The record is ``results/alignment/warp.json``; ``summary()`` returns the markdow
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
@@ -139,15 +138,12 @@ def run(args) -> dict:
     A.log(t0, f"proxy RM trained ({timings['proxy_s']:.1f} s)")
     reward_fn = A.rm_reward_fn(w, proxy)
     prompts = np.asarray(w.eval_prompts[: args.eval_prompts])
-    base = pg.RLConfig(
-        beta=EMA_BETA,
-        anchor="ema",
-        ema_rate=EMA_MU,
-        batch_size=args.batch,
-        num_samples=args.samples,
-        learning_rate=args.lr,
-        log_kl_sft=False,
-    )
+
+    def rl_config(beta, mu):  # mu = 0: the SFT anchor (the anchor never moves)
+        return pg.RLConfig(beta=beta, anchor="ema", ema_rate=mu, batch_size=args.batch,
+                           num_samples=args.samples, learning_rate=args.lr, log_kl_sft=False)  # fmt: skip
+
+    base = rl_config(EMA_BETA, EMA_MU)
     eval_key = jax.random.key(EVAL_SEED)
 
     @jax.jit
@@ -170,15 +166,7 @@ def run(args) -> dict:
     keys = jax.vmap(lambda s: jax.random.fold_in(base_key, s))(jnp.asarray([r[2] for r in rows]))
 
     def make(beta, mu):
-        cfg = pg.RLConfig(
-            beta=beta,
-            anchor="ema",
-            ema_rate=mu,
-            batch_size=args.batch,
-            num_samples=args.samples,
-            learning_rate=args.lr,
-            log_kl_sft=False,
-        )
+        cfg = rl_config(beta, mu)
         algo = pg.make(cfg, w.lm_config, w.task, reward_fn)
         ev = pg.make_evaluate(cfg, w.lm_config, w.task, reward_fn, prompts=prompts)
 
@@ -395,12 +383,8 @@ def _hv(kl, r, ref):
 
 
 def _plots(rec: dict) -> list[str]:
-    import matplotlib
+    plt = A.pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(A.OUT, exist_ok=True)
     names = []
     sft = rec["sft"]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -431,9 +415,7 @@ def _plots(rec: dict) -> list[str]:
         ax.set_ylabel(title)
         ax.set_title(f"P1: {title} vs KL (mean over seeds)")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(A.OUT, "warp_p1.png"), dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, "warp_p1.png", 110)
     names.append("warp_p1.png")
 
     # P3: SLERP vs LERP over lambda.
@@ -452,9 +434,7 @@ def _plots(rec: dict) -> list[str]:
         ax.set_xlabel("λ")
         ax.set_title(f"P3: {title} (mean, 95% CI over pairs)", fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(A.OUT, "warp_slerp.png"), dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, "warp_slerp.png", 110)
     names.append("warp_slerp.png")
 
     # P5 / P7: LITI fronts per iteration, the final front, the EMA RL trajectory, the P5 fronts.
@@ -494,9 +474,7 @@ def _plots(rec: dict) -> list[str]:
     axes[0].set_title("P5/P7: LITI fronts, proxy reward")
     axes[1].set_title("P5/P7: LITI fronts, gold reward")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(A.OUT, "warp_fronts.png"), dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, "warp_fronts.png", 110)
     names.append("warp_fronts.png")
 
     # P6: LITI fronts of uniform SLERPs of M runs (mean over the subsets of each M).
@@ -513,9 +491,7 @@ def _plots(rec: dict) -> list[str]:
         axes[0].set_title("P6: LITI(sft, SLERP of M runs), proxy (mean over subsets)", fontsize=9)
         axes[1].set_title("P6: gold reward", fontsize=9)
         axes[0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(os.path.join(A.OUT, "warp_p6.png"), dpi=110)
-        plt.close(fig)
+        A.save_figure(fig, "warp_p6.png", 110)
         names.append("warp_p6.png")
     return names
 
