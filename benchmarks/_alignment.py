@@ -195,6 +195,15 @@ def write_record(name: str, record: dict) -> str:
     return path
 
 
+def provenance_lines(records: dict[str, dict | None]) -> list[str]:
+    """Markdown lines quoting the provenance of each record that exists, under its label."""
+    lines = []
+    for label, rec in records.items():
+        if rec:
+            lines += [f"`{label}`:", "", rec["provenance"].rstrip(), ""]
+    return lines
+
+
 def read_record(name: str) -> dict | None:
     path = os.path.join(OUT, f"{name}.json")
     if not os.path.exists(path):

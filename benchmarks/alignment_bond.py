@@ -732,9 +732,7 @@ def summary() -> str:
             f"world, {timed[0]['world_s']:.0f} s): {total:.0f} s.",
         ]
     lines += ["", "Provenance of the records:", ""]
-    for part, rec in records.items():
-        if rec:
-            lines += [f"`bond_{part}.json`:", "", rec["provenance"].rstrip(), ""]
+    lines += A.provenance_lines({f"bond_{part}.json": rec for part, rec in records.items()})
     text = "\n".join(lines).rstrip() + "\n"
     if runs:
         _plots(runs, bon, r_ref)

@@ -710,15 +710,8 @@ def summary() -> str:
         "",
     ]
     lines += ["### Provenance", ""]
-    named = (
-        ("warm_accuracy", acc_rec),
-        ("warm_rl", rl_rec),
-        ("warm_w3", w3_rec),
-        ("warm_w8", w8_rec),
-    )
-    for name, rec in named:
-        if rec is not None:
-            lines += [f"`{name}`:", "", rec["provenance"].rstrip(), ""]
+    named = {"warm_accuracy": acc_rec, "warm_rl": rl_rec, "warm_w3": w3_rec, "warm_w8": w8_rec}
+    lines += A.provenance_lines(named)
     return "\n".join(lines) + "\n"
 
 
