@@ -68,16 +68,10 @@ def pipeline_config(noise: float = 0.25):
     lm_config = pipeline.default_lm_config(task)
     rm = reward_model.RMConfig(lm=lm_config)
     return pipeline.PipelineConfig(
-        task=task,
-        lm=lm_config,
-        pretrain_steps=PRETRAIN_STEPS,
-        sft_steps=SFT_STEPS,
-        batch_size=LM_BATCH,
-        pairs=NUM_PAIRS,
-        noise=noise,
-        eval_pairs=EVAL_PAIRS,
+        task=task, lm=lm_config, pretrain_steps=PRETRAIN_STEPS, sft_steps=SFT_STEPS,
+        batch_size=LM_BATCH, pairs=NUM_PAIRS, noise=noise, eval_pairs=EVAL_PAIRS,
         warm=warm.WarmConfig(rm=rm, num_members=NUM_MEMBERS, steps=RM_STEPS),
-    )
+    )  # fmt: skip
 
 
 def world(seed: int = 0) -> World:
