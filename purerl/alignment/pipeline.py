@@ -12,17 +12,18 @@ Every stage is a function of the config and its PRNG key (:func:`stage_keys` der
 whole run from ``config.seed``), so a caller can run one stage alone or feed its own inputs:
 
 1. :func:`pretrain_lm` -- next-token pre-training of the LM on the task's corpus
-   (``alignment.pretrain.pretrain``; InstructGPT's "pre-trained LM", Ouyang et al. 2022 §3.1);
+   (``alignment.pretrain.pretrain``; the RLHF recipe of Ouyang et al. 2022 starts from a
+   pre-trained LM);
 2. :func:`sft_lm` -- supervised fine-tuning on reference responses (``pretrain.sft``), with WARM's
    "Baklava" checkpoints when ``config.baklava`` (Ramé et al. 2024 §3.3);
 3. :func:`preference_data` -- Bradley-Terry-labelled training pairs with ``config.noise`` flipped
    labels and the oracle-labelled evaluation sets (``tasks.preference_dataset`` /
    ``evaluation_sets``);
 4. :func:`fit_reward_models` -- ``M`` reward models in one vmap from a shared linear-probed head
-   (``warm.train_reward_models``; WARM §3.2), then :func:`evaluate_reward_models`: pairwise
-   accuracy of each member, their weight average (WA, WARM eq. 1) and prediction ensemble (ENS),
-   the WA-vs-ENS interpolation between members 0 and 1 (WARM Fig. 3) and Best-of-N from the SFT
-   policy selected by each (WARM Fig. 6);
+   (``warm.train_reward_models``; WARM §3.1, §3.3), then ``warm.evaluate_warm``: pairwise
+   accuracy of each member, their weight average (WA, WARM §3.1) and prediction ensemble (ENS),
+   the WA-vs-ENS :func:`interpolation` between members 0 and 1 (WARM Fig. 3) and :func:`best_of_n`
+   from the SFT policy selected by each (WARM Fig. 6);
 5. :func:`policy_stage` -- REINFORCE / RLOO with a KL penalty to the SFT or EMA anchor against the
    proxy ``config.rl_proxy`` (``alignment.policy_gradient`` on ``alignment.loop``; WARP Alg. 1
    inner loop), evaluated every ``config.rl_eval_every`` updates, then the gold win rate of the
@@ -86,7 +87,7 @@ class PipelineConfig:
     batch_size: int = 64  # sequences per LM update
     lm_lr: float = 3e-3  # Adam step size of pre-training and SFT
     pairs: int = 2000  # training preference pairs
-    noise: float = 0.25  # fraction of flipped training labels (WARM §5.1 corrupts 25%)
+    noise: float = 0.25  # fraction of flipped training labels (25% as in WARM's corruption runs)
     eval_pairs: int = 1000  # pairs per evaluation set (0: no evaluation sets)
     warm: warm.WarmConfig | None = None  # None: WarmConfig(rm=RMConfig(lm=lm_config))
     baklava: bool = False  # members start from 2 SFT checkpoints (WARM §3.3, "Baklava")
@@ -263,7 +264,7 @@ def proxy_reward_fn(
     lm_config: lm.LMConfig, rm_params: Any, wa_params: Any, proxy: Proxy
 ) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """``reward_fn(tokens [N, T], mask [N, T]) -> [N]`` of the proxy: the weight average ``wa``
-    (WARM eq. 1), the ensemble ``ens`` (mean of the ``M`` members' rewards) or ``member0``."""
+    (WARM §3.1 step 3), the ensemble ``ens`` (mean of the ``M`` members' rewards) or ``member0``."""
     if proxy == "wa":
         return lambda t, m: reward_model.reward(lm_config, wa_params, t, m)
     if proxy == "member0":
@@ -285,8 +286,8 @@ def gold_win_rate(
     temperature: float = 1.0,
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Oracle win rate of policy A over policy B: one sample of each per prompt, the response with
-    the higher gold reward wins, ties count 1/2 (notes §6.1 item 7, hard form; WARM §5.2 / WARP
-    §5 report the same with a judge). ``prompts [N, P]``.
+    the higher gold reward wins, ties count 1/2 (research notes ``alignment.md`` §6.1 item 7, hard
+    form). ``prompts [N, P]``.
 
     Returns:
       ``(win_rate, gold_a [N], gold_b [N])``.
