@@ -27,7 +27,8 @@ import numpy as np
 
 from benchmarks._common import RESULTS, provenance
 
-OUT = os.path.join(RESULTS, "alignment")
+OUT = os.path.join(RESULTS, "alignment")  # the JSON records and the PNGs
+SECTIONS = RESULTS  # the markdown sections (alignment_<part>.md)
 
 PRETRAIN_STEPS = 400
 SFT_STEPS = 400
@@ -36,6 +37,17 @@ NUM_PAIRS = 2000
 EVAL_PAIRS = 1000
 NUM_MEMBERS = 4
 RM_STEPS = 500
+
+
+def use_quick_world(out: str) -> None:
+    """Smoke mode (``--quick`` of the scripts): a world of 20 + 20 LM updates of 16 sequences and
+    reward models of 10 updates on 128 pairs (64 per evaluation set), and every record, section
+    and plot written under ``out`` instead of ``results/``. The numbers mean nothing; the code
+    paths are those of a full run."""
+    global OUT, SECTIONS, PRETRAIN_STEPS, SFT_STEPS, LM_BATCH, NUM_PAIRS, EVAL_PAIRS, RM_STEPS
+    OUT, SECTIONS = os.path.join(out, "alignment"), out
+    PRETRAIN_STEPS, SFT_STEPS, LM_BATCH = 20, 20, 16
+    NUM_PAIRS, EVAL_PAIRS, RM_STEPS = 128, 64, 10
 
 
 class World(NamedTuple):
@@ -47,20 +59,36 @@ class World(NamedTuple):
     seconds: float  # wall time to build (compilation included)
 
 
+def pipeline_config(noise: float = 0.25):
+    """The world's ``alignment.pipeline.PipelineConfig``: the ``purerl align`` defaults (at the
+    sizes above), ``noise`` of the training labels flipped."""
+    from purerl.alignment import pipeline, reward_model, tasks, warm
+
+    task = tasks.TaskConfig()
+    lm_config = pipeline.default_lm_config(task)
+    rm = reward_model.RMConfig(lm=lm_config)
+    return pipeline.PipelineConfig(
+        task=task, lm=lm_config, pretrain_steps=PRETRAIN_STEPS, sft_steps=SFT_STEPS,
+        batch_size=LM_BATCH, pairs=NUM_PAIRS, noise=noise, eval_pairs=EVAL_PAIRS,
+        warm=warm.WarmConfig(rm=rm, num_members=NUM_MEMBERS, steps=RM_STEPS),
+    )  # fmt: skip
+
+
 def world(seed: int = 0) -> World:
-    from purerl.alignment import lm, pretrain, tasks
+    """The pipeline's pre-training and SFT stages (``pipeline.pretrain_lm`` / ``sft_lm``) on keys
+    split from ``seed``, and 512 held-out evaluation prompts."""
+    from purerl.alignment import pipeline, tasks
 
     start = time.perf_counter()
-    task = tasks.TaskConfig()
-    lm_config = lm.LMConfig(
-        vocab_size=task.vocab_size, max_len=task.seq_len, d_model=32, num_heads=2, num_layers=2
-    )
+    config = pipeline_config()
     k_pre, k_sft, k_eval = jax.random.split(jax.random.key(seed), 3)
-    pre = pretrain.pretrain(k_pre, lm_config, task, PRETRAIN_STEPS, LM_BATCH)
-    sft = pretrain.sft(k_sft, pre.params, lm_config, task, SFT_STEPS, LM_BATCH)
-    prompts = tasks.sample_prompts(jax.random.fold_in(k_eval, 7), task, 512)
+    pre = pipeline.pretrain_lm(config, k_pre)
+    sft = pipeline.sft_lm(config, k_sft, pre.params)
+    prompts = tasks.sample_prompts(jax.random.fold_in(k_eval, 7), config.task, 512)
     jax.block_until_ready(sft.params)
-    return World(task, lm_config, pre.params, sft.params, prompts, time.perf_counter() - start)
+    return World(
+        config.task, config.lm_config, pre.params, sft.params, prompts, time.perf_counter() - start
+    )
 
 
 def sft_checkpoints(world: World, steps: tuple[int, ...], seed: int = 0):
@@ -80,31 +108,27 @@ def sft_checkpoints(world: World, steps: tuple[int, ...], seed: int = 0):
 
 
 def warm_config(world: World):
-    from purerl.alignment import reward_model, warm
-
-    return warm.WarmConfig(
-        rm=reward_model.RMConfig(lm=world.lm_config), num_members=NUM_MEMBERS, steps=RM_STEPS
-    )
+    return pipeline_config().warm_config
 
 
 def preferences(world: World, noise: float, seed: int):
-    """Training pairs (``noise`` of the labels flipped) and the oracle-labelled ID / shifted sets."""
-    from purerl.alignment import tasks
+    """Training pairs (``noise`` of the labels flipped) and the oracle-labelled ID / shifted sets
+    (``pipeline.preference_data``)."""
+    from purerl.alignment import pipeline
 
     key = jax.random.fold_in(jax.random.key(1000 + seed), int(round(noise * 100)))
     k_prefs, k_eval = jax.random.split(key)
-    prefs = tasks.preference_dataset(k_prefs, world.task, NUM_PAIRS, noise=noise)
-    eval_sets = tasks.evaluation_sets(k_eval, world.task, EVAL_PAIRS)
-    return prefs, eval_sets
+    return pipeline.preference_data(pipeline_config(noise), k_prefs, k_eval)
 
 
 def reward_models(world: World, noise: float, seed: int):
-    """``(WarmRun, prefs, eval_sets)``: M = 4 diverse reward models trained in one vmap."""
-    from purerl.alignment import warm
+    """``(WarmRun, prefs, eval_sets)``: M = 4 diverse reward models trained in one vmap
+    (``pipeline.fit_reward_models``)."""
+    from purerl.alignment import pipeline
 
     prefs, eval_sets = preferences(world, noise, seed)
     key = jax.random.fold_in(jax.random.key(2000 + seed), int(round(noise * 100)))
-    run = warm.train_reward_models(key, world.sft, prefs, warm_config(world))
+    run = pipeline.fit_reward_models(pipeline_config(noise), key, world.sft, prefs)
     return run, prefs, eval_sets
 
 
@@ -132,28 +156,14 @@ def gold_reward_fn(world: World):
 
 
 def gold_win_rate(world: World, params_a: Any, params_b: Any, key: jax.Array, temperature=1.0):
-    """Oracle win rate of policy A over policy B: one sample of each per held-out prompt, the
-    response with the higher gold reward wins, ties count 1/2 (notes §6.1 item 7, hard form).
-    Returns ``(win_rate, gold_a, gold_b)``."""
-    from purerl.alignment import lm, tasks
+    """Oracle win rate of policy A over policy B on the world's held-out prompts
+    (``pipeline.gold_win_rate``). Returns ``(win_rate, mean gold_a, mean gold_b)``."""
+    from purerl.alignment import pipeline
 
-    def gold_of(params, k):
-        s = lm.sample(
-            world.lm_config,
-            params,
-            world.eval_prompts,
-            k,
-            world.task.response_len,
-            temperature=temperature,
-            eos_id=tasks.EOS_ID,
-            pad_id=tasks.PAD_ID,
-        )
-        return np.asarray(tasks.sequence_gold_reward(s.tokens, s.mask, world.task))
-
-    ka, kb = jax.random.split(key)
-    ga, gb = gold_of(params_a, ka), gold_of(params_b, kb)
-    win = float(np.mean((ga > gb) + 0.5 * (ga == gb)))
-    return win, float(ga.mean()), float(gb.mean())
+    win, gold_a, gold_b = pipeline.gold_win_rate(
+        world.lm_config, world.task, world.eval_prompts, params_a, params_b, key, temperature
+    )
+    return win, float(gold_a.mean()), float(gold_b.mean())
 
 
 def to_json(x: Any) -> Any:
@@ -179,6 +189,15 @@ def write_record(name: str, record: dict) -> str:
     return path
 
 
+def provenance_lines(records: dict[str, dict | None]) -> list[str]:
+    """Markdown lines quoting the provenance of each record that exists, under its label."""
+    lines = []
+    for label, rec in records.items():
+        if rec:
+            lines += [f"`{label}`:", "", rec["provenance"].rstrip(), ""]
+    return lines
+
+
 def read_record(name: str) -> dict | None:
     path = os.path.join(OUT, f"{name}.json")
     if not os.path.exists(path):
@@ -195,10 +214,149 @@ def mean_ci(values: Any, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return mean, half
 
 
-def fmt(values: Any, precision: int = 3) -> str:
-    """``mean ± half`` over the seeds (first axis) of a list of numbers."""
+def ci(values: Any) -> tuple[float, float]:
+    """``(mean, 95% t half-width)`` over the seeds of a list of numbers (half NaN for one seed)."""
     m, h = mean_ci(np.asarray(values, np.float64))
-    return f"{float(m):.{precision}f} ± {float(h):.{precision}f}"
+    return float(m), float(h)
+
+
+def pm(m: float, h: float, precision: int = 3) -> str:
+    """``m ± h``, or ``m`` alone when there is no CI (one seed)."""
+    return f"{m:.{precision}f} ± {h:.{precision}f}" if np.isfinite(h) else f"{m:.{precision}f}"
+
+
+def fmt(values: Any, precision: int = 3) -> str:
+    """``mean ± half`` over the seeds (first axis) of a list of numbers (``mean`` for one seed)."""
+    return pm(*ci(values), precision)
+
+
+def pct(values: Any) -> str:
+    """:func:`fmt` of fractions, in percent with one decimal."""
+    return fmt(np.asarray(values, np.float64) * 100, 1)
+
+
+def verdict(flags: list[bool]) -> str:
+    """PASS when every criterion holds, FAIL when none does, else partial."""
+    return "PASS" if all(flags) else ("FAIL" if not any(flags) else "partial")
+
+
+def hypervolume(kl: Any, reward: Any, ref_kl: float, ref_reward: float) -> float:
+    """Area of the (KL, reward) region dominated by the points (lower KL and higher reward are
+    better) inside ``0 <= KL <= ref_kl``, ``reward >= ref_reward``: the union of the boxes
+    ``[KL_i, ref_kl] x [ref_reward, R_i]`` = ``integral_0^ref_kl max(0, max{R_i : KL_i <= k} -
+    ref_reward) dk``. Points beyond ``ref_kl`` count for nothing. Units: nats x reward."""
+    kl = np.asarray(kl, np.float64).ravel()
+    r = np.asarray(reward, np.float64).ravel()
+    ok = np.isfinite(kl) & np.isfinite(r) & (kl <= ref_kl) & (r > ref_reward)
+    if not ok.any():
+        return 0.0
+    order = np.argsort(np.maximum(kl[ok], 0.0))
+    k, best = np.maximum(kl[ok], 0.0)[order], np.maximum.accumulate(r[ok][order])
+    widths = np.diff(np.append(k, ref_kl))
+    return float(np.sum(widths * (best - ref_reward)))
+
+
+def host(tree: dict) -> dict:
+    """``{key: np.ndarray}`` of a dict of device arrays."""
+    return {k: np.asarray(v) for k, v in tree.items()}
+
+
+def log(start: float, msg: str) -> None:
+    """A progress line with the seconds since ``start``."""
+    print(f"[{time.perf_counter() - start:7.1f} s] {msg}", flush=True)
+
+
+def compile_and_run(desc: str, fn: Any, *args: Any) -> tuple[Any, float, float]:
+    """``jax.jit(fn)(*args)`` with compilation and the run timed apart (``fn`` is typically a
+    ``jax.vmap`` over runs); prints one line for each. Returns ``(output, compile_s, run_s)``."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    print(f"  [{desc}] compiled in {compile_s:.0f} s", flush=True)
+    start = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    run_s = time.perf_counter() - start
+    print(f"  [{desc}] ran in {run_s:.0f} s", flush=True)
+    return out, compile_s, run_s
+
+
+def loop_config(steps: int, eval_every: int):
+    """The ``loops.self_sampling.LoopConfig`` of ``steps`` updates, evaluated every ``eval_every``."""
+    from purerl.loops import self_sampling as loop
+
+    return loop.LoopConfig(num_updates=steps, eval_every=eval_every)
+
+
+def rl_runs(
+    desc: str,
+    make: Any,
+    keys: jax.Array,
+    hparams: tuple,
+    init_args: tuple,
+    config: Any,
+    callback: Any = None,
+    snapshot: Any = None,
+    select: Any = None,
+) -> tuple[Any, float, float]:
+    """Many RL runs in one ``jit(vmap(train))``, compile and run timed apart.
+
+    Run ``i`` is ``loop.make_train(algo, config, evaluate_fn, callback, snapshot)(keys[i],
+    *init_args)`` with ``(algo, evaluate_fn) = make(*(h[i] for h in hparams))``: the
+    hyperparameters in ``hparams`` (arrays ``[runs]``) are traced, so every run shares one compile.
+    ``select(outputs)`` (default: all of ``train``'s outputs) picks what leaves the device.
+    Returns ``(selected outputs stacked over runs, compile_s, run_s)``.
+    """
+    from purerl.loops import self_sampling as loop
+
+    def one(key, *hp):
+        algo, evaluate_fn = make(*hp)
+        train = loop.make_train(algo, config, evaluate_fn, callback=callback, snapshot=snapshot)
+        out = train(key, *init_args)
+        return out if select is None else select(out)
+
+    return compile_and_run(desc, jax.vmap(one), keys, *hparams)
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, name: str, dpi: int) -> str:
+    """Lay out, save as ``OUT/name`` and close a figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def write_section(filename: str, text: str) -> str:
+    """Write a markdown section (``alignment_<part>.md``) next to the other results."""
+    os.makedirs(SECTIONS, exist_ok=True)
+    path = os.path.join(SECTIONS, filename)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def quick_parser(parser: Any) -> Any:
+    """Add ``--quick OUT`` (:func:`use_quick_world`) to a script's argument parser."""
+    parser.add_argument(
+        "--quick",
+        metavar="OUT",
+        default=None,
+        help="smoke mode: a tiny world and tiny sizes, records and sections under OUT",
+    )
+    return parser
 
 
 def stack_trees(trees: list) -> Any:

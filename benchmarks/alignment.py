@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import subprocess
 import sys
-
-from benchmarks._common import RESULTS
 
 PARTS = ("world", "warm", "warp", "bond", "speed")
 
@@ -141,10 +138,10 @@ def main() -> None:
                     for flag in ("--w3", "--w8"):
                         cmd = [sys.executable, "-m", "benchmarks.alignment_warm", flag]
                         subprocess.run(cmd, check=True)
+    from benchmarks import _alignment as A
+
     text = summary()
-    path = os.path.join(RESULTS, "alignment.md")
-    with open(path, "w") as f:
-        f.write(text)
+    path = A.write_section("alignment.md", text)
     print(text)
     print(f"wrote {path}")
 

@@ -2,6 +2,7 @@
 
     python -m benchmarks.alignment_bond --seeds 3 --steps 400     # 639 s on 2 shared cores
     python -m benchmarks.alignment_bond --summary                 # rebuild the markdown only
+    python -m benchmarks.alignment_bond --quick /tmp/q --seeds 2 --steps 10 --eval-every 5
 
 Research notes §6.4, claims B1-B6, on the shared world of ``benchmarks/_alignment.py`` (one
 pre-trained + SFT'd 2-layer LM, seed 0, is ``pi_ref``). The reward optimised *and* reported is the
@@ -44,13 +45,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import time
 
 import numpy as np
 
-from benchmarks import _alignment
-from benchmarks._common import RESULTS
+from benchmarks import _alignment as A
 
 N_BOND = 4  # N of plain BOND (B1) and of the evaluator's BoN_N(pi_ref)
 K_TRAIN = 8  # quantile samples per prompt in BOND training (paper: 16)
@@ -82,6 +81,15 @@ DIAG_LRS = (1e-3, 3e-3, 1e-2)  # diag: BOND beta = .5 learning-rate sweep at bat
 DIAG_BATCH = 128  # ... and the paper's batch size (sec. 6) at lr 1e-3
 EPS_B1 = 0.10  # B1 "within eps of the best": 10% of the SFT policy's value of that divergence
 DELTA_B6 = 0.10  # B6 "reward >= BoN - delta": 10% of BoN_N's gain over pi_ref
+
+
+def use_quick(out: str) -> None:
+    """``--quick OUT``: the tiny world of ``_alignment.use_quick_world`` and tiny sizes (8
+    quantile samples in evaluation, 16 evaluation and 32 Best-of-N prompts, batches of 8, one
+    timing repetition)."""
+    global K_EVAL, EVAL_PROMPTS, BATCH, BON_PROMPTS, TIMING_REPS
+    A.use_quick_world(out)
+    K_EVAL, EVAL_PROMPTS, BATCH, BON_PROMPTS, TIMING_REPS = 8, 16, 8, 32, 1
 
 
 def _bond_label(beta: float) -> str:
@@ -151,20 +159,18 @@ def _evaluate_fn(w, reward):
     return evaluate_fn
 
 
-def _run(desc, train, keys, hparams, num_runs):
-    """``jit(vmap(train))(keys, *hparams)``, compile and run timed separately."""
+def _run(w, desc, make_algo, evaluate_fn, keys, hparams, args, num_runs):
+    """``num_runs`` runs of ``make_algo(*hparams)`` from ``pi_ref`` in one ``jit(vmap(train))``
+    (``_alignment.rl_runs``), one progress line per evaluation row. Returns ``(metrics {key: [runs,
+    rows]}, compile_s, run_s)``."""
     import jax
 
-    start = time.perf_counter()
-    compiled = jax.jit(jax.vmap(train)).lower(keys, *hparams).compile()
-    compile_s = time.perf_counter() - start
-    print(f"  [{desc}] compiled in {compile_s:.0f} s; running {num_runs} runs", flush=True)
-    start = time.perf_counter()
-    _, metrics = compiled(keys, *hparams)
-    metrics = jax.device_get(metrics)
-    run_s = time.perf_counter() - start
-    print(f"  [{desc}] ran in {run_s:.0f} s", flush=True)
-    return {k: np.asarray(v) for k, v in metrics.items()}, compile_s, run_s
+    print(f"  [{desc}] {num_runs} runs", flush=True)
+    make = lambda *hp: (make_algo(*hp), evaluate_fn)  # noqa: E731
+    config = A.loop_config(args.steps, args.eval_every)
+    printer = RowPrinter(desc, num_runs)
+    out, compile_s, run_s = A.rl_runs(desc, make, keys, hparams, (w.sft,), config, printer)
+    return A.host(jax.device_get(out[1])), compile_s, run_s
 
 
 def _split(metrics, labels, seeds):
@@ -218,25 +224,15 @@ def _beta_sweep(
 ):
     """Every (seed, beta) of ``make_algo(beta)`` in one ``jit(vmap(train))`` (beta is traced;
     ``hp_name`` names the swept field in the record)."""
-    from purerl.alignment import loop
-
     seeds = seed_keys.shape[0]
-    n_runs = len(betas) * seeds
-    printer = RowPrinter(name, n_runs)
-    lc = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
-    evaluate_fn = _evaluate_fn(w, reward)
-
-    def train(key, beta):
-        algo = make_algo(beta)
-        return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
-
     keys, traced = _grid(seed_keys, betas)
-    metrics, c, r = _run(name, train, keys, (traced,), n_runs)
+    evaluate_fn = _evaluate_fn(w, reward)
+    metrics, c, r = _run(w, name, make_algo, evaluate_fn, keys, (traced,), args, len(keys))
     return {
         "part": part,
         "runs": _split(metrics, [label(b) for b in betas], seeds),
         config[0]: config[1] | {hp_name: list(betas)},
-        "loop_config": dataclasses.asdict(lc),
+        "loop_config": dataclasses.asdict(A.loop_config(args.steps, args.eval_every)),
         "seeds": seeds,
         "compile_s": c,
         "run_s": r,
@@ -256,20 +252,14 @@ def run_b1(w, reward, seed_keys, args):
 def _config_runs(w, reward, seed_keys, args, part, configs):
     """One ``jit(vmap(train))`` over the seeds per ``{label: BondConfig}`` (one compile each: the
     configs differ in static fields such as the anchor rule or ``n``)."""
-    from purerl.alignment import bond, loop
+    from purerl.alignment import bond
 
     seeds = seed_keys.shape[0]
-    lc = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
     evaluate_fn = _evaluate_fn(w, reward)
     runs, times, cfgs = {}, {}, {}
     for label, config in configs.items():
-        printer = RowPrinter(label, seeds)
-
-        def train(key, config=config, printer=printer):
-            algo = bond.make(config, w.lm_config, w.task, reward)
-            return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
-
-        metrics, c, r = _run(label, train, seed_keys, (), seeds)
+        make = lambda config=config: bond.make(config, w.lm_config, w.task, reward)  # noqa: E731
+        metrics, c, r = _run(w, label, make, evaluate_fn, seed_keys, (), args, seeds)
         runs[label] = metrics
         times[label] = {"compile_s": c, "run_s": r}
         cfgs[label] = dataclasses.asdict(config)
@@ -277,7 +267,7 @@ def _config_runs(w, reward, seed_keys, args, part, configs):
         "part": part,
         "runs": runs,
         "bond_config": cfgs,
-        "loop_config": dataclasses.asdict(lc),
+        "loop_config": dataclasses.asdict(A.loop_config(args.steps, args.eval_every)),
         "seeds": seeds,
         "times": times,
         "compile_s": sum(t["compile_s"] for t in times.values()),
@@ -346,33 +336,28 @@ def run_b4(w, reward, seed_keys, args):
 def run_diag(w, reward, seed_keys, args):
     """Is plain BOND slow because of its budget? beta = .5, N = 4: lr sweep at batch 32 (traced lr,
     one compile) and batch 128 at lr 1e-3, ``--diag-seeds`` seeds (default 1)."""
-    from purerl.alignment import bond, loop
+    from purerl.alignment import bond
 
     seed_keys = seed_keys[: args.diag_seeds]
     seeds = seed_keys.shape[0]
-    lc = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
     evaluate_fn = _evaluate_fn(w, reward)
-    printer = RowPrinter("diag lr", len(DIAG_LRS) * seeds)
 
-    def train_lr(key, lr):
-        algo = bond.make(bond_config(beta=0.5, learning_rate=lr), w.lm_config, w.task, reward)
-        return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
+    def make_lr(lr):
+        return bond.make(bond_config(beta=0.5, learning_rate=lr), w.lm_config, w.task, reward)
+
+    def make_batch():
+        config = bond_config(beta=0.5, batch_size=DIAG_BATCH)
+        return bond.make(config, w.lm_config, w.task, reward)
 
     keys, lrs = _grid(seed_keys, DIAG_LRS)
-    metrics, c1, r1 = _run("diag lr", train_lr, keys, (lrs,), len(DIAG_LRS) * seeds)
+    metrics, c1, r1 = _run(w, "diag lr", make_lr, evaluate_fn, keys, (lrs,), args, len(keys))
     runs = _split(metrics, [f"BOND β=0.5 lr={lr:g} batch {BATCH}" for lr in DIAG_LRS], seeds)
-    printer = RowPrinter("diag batch", seeds)
-
-    def train_batch(key):
-        algo = bond.make(bond_config(beta=0.5, batch_size=DIAG_BATCH), w.lm_config, w.task, reward)
-        return loop.make_train(algo, lc, evaluate_fn, callback=printer)(key, w.sft)
-
-    metrics, c2, r2 = _run("diag batch", train_batch, seed_keys, (), seeds)
+    metrics, c2, r2 = _run(w, "diag batch", make_batch, evaluate_fn, seed_keys, (), args, seeds)
     runs[f"BOND β=0.5 lr=0.001 batch {DIAG_BATCH}"] = metrics
     return {
         "part": "diag",
         "runs": runs,
-        "loop_config": dataclasses.asdict(lc),
+        "loop_config": dataclasses.asdict(A.loop_config(args.steps, args.eval_every)),
         "seeds": seeds,
         "compile_s": c1 + c2,
         "run_s": r1 + r2,
@@ -485,21 +470,6 @@ def run_bon(w, reward, args):
 # --- summary ----------------------------------------------------------------------------------------
 
 
-def hypervolume(kl, reward, r_ref, kl_cap=KL_CAP) -> float:
-    """Area of the (KL, reward) region dominated by the points (lower KL and higher reward are
-    better) inside the box ``0 <= KL <= kl_cap``, ``reward >= r_ref``: the union of the boxes
-    ``[KL_i, kl_cap] x [r_ref, r_i]``. Units: nats x reward."""
-    kl, reward = np.asarray(kl, np.float64), np.asarray(reward, np.float64)
-    ok = np.isfinite(kl) & np.isfinite(reward) & (kl <= kl_cap)
-    kl, reward = np.maximum(kl[ok], 0.0), reward[ok]
-    if kl.size == 0:
-        return 0.0
-    order = np.argsort(kl)
-    kl, height = kl[order], np.maximum.accumulate(reward[order]) - r_ref
-    widths = np.diff(np.append(kl, kl_cap))
-    return float(np.sum(widths * np.maximum(height, 0.0)))
-
-
 def _all_runs(records):
     runs = {}
     for part in ("b1", "jbond", "rl"):
@@ -514,20 +484,11 @@ def _all_runs(records):
     return runs
 
 
-def _pm(m, h, p=3):
-    return f"{m:.{p}f} ± {h:.{p}f}" if np.isfinite(h) else f"{m:.{p}f}"
-
-
-def _ci(values):
-    m, h = _alignment.mean_ci(np.asarray(values, np.float64))
-    return float(m), float(h)
-
-
 def _paired(a, b):
     """Mean ± CI over seeds of the paired difference ``a - b`` and whether the CI excludes 0 (runs
     of every config share the seed keys, hence the evaluation keys: the pairing removes their
     common evaluation noise)."""
-    m, h = _ci(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+    m, h = A.ci(np.asarray(a, np.float64) - np.asarray(b, np.float64))
     return m, h, bool(np.isfinite(h) and abs(m) > h)
 
 
@@ -542,12 +503,8 @@ def _first_kl_at_reward(kl, reward, level):
 
 
 def _plots(runs, bon, r_ref):
-    import matplotlib
+    plt = A.pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(_alignment.OUT, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3
     for i, (label, d) in enumerate(runs.items()):
@@ -568,9 +525,7 @@ def _plots(runs, bon, r_ref):
     ax.set_ylabel("gold reward r*")
     ax.set_title("Reward vs KL: BOND, J-BOND, REINFORCE, Best-of-N (seed means)")
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(os.path.join(_alignment.OUT, "bond_plane.png"), dpi=120)
-    plt.close(fig)
+    A.save_figure(fig, "bond_plane.png", 120)
 
     b1 = [(b, runs.get(_bond_label(b))) for b in BOND_BETAS]
     if any(d is not None for _, d in b1):
@@ -585,20 +540,18 @@ def _plots(runs, bon, r_ref):
                 if d is None:
                     continue
                 x = d["loop/updates"][0]
-                m, h = _alignment.mean_ci(d[key])
+                m, h = A.mean_ci(d[key])
                 ax.plot(x, m, marker="o", ms=3, label=f"β={beta:g}")
                 ax.fill_between(x, m - h, m + h, alpha=0.2)
             ax.set_xlabel("updates")
             ax.set_title(title)
             ax.legend(fontsize=8)
         fig.suptitle("BOND N=4: Jeffreys β (mean and 95% CI over seeds)")
-        fig.tight_layout()
-        fig.savefig(os.path.join(_alignment.OUT, "bond_kl.png"), dpi=120)
-        plt.close(fig)
+        A.save_figure(fig, "bond_kl.png", 120)
 
 
 def summary() -> str:
-    records = {part: _alignment.read_record(name) for part, name in RECORDS.items()}
+    records = {part: A.read_record(name) for part, name in RECORDS.items()}
     runs = _all_runs(records)
     bon = records.get("bon")
     lines = ["## BOND / J-BOND (Best-of-N Distillation) on the toy RLHF world", ""]
@@ -633,7 +586,7 @@ def summary() -> str:
     if runs:
         hv = {
             label: [
-                hypervolume(d["eval/kl_sft"][s], d["eval/reward"][s], r_ref)
+                A.hypervolume(d["eval/kl_sft"][s], d["eval/reward"][s], KL_CAP, r_ref)
                 for s in range(d["eval/reward"].shape[0])
             ]
             for label, d in runs.items()
@@ -645,30 +598,14 @@ def summary() -> str:
             "hypervolume |",
             "|---|---|---|---|---|---|---|",
         ]
+        columns = ("eval/reward", "eval/kl_sft", "eval/kl_backward_bon", "eval/kl_forward_bon",
+                   "eval/log_p_le")  # fmt: skip
         first = next(iter(runs.values()))
-        sft_cells = [
-            _pm(*_ci(first[k][:, 0]))
-            for k in (
-                "eval/reward",
-                "eval/kl_sft",
-                "eval/kl_backward_bon",
-                "eval/kl_forward_bon",
-                "eval/log_p_le",
-            )
-        ]
+        sft_cells = [A.pm(*A.ci(first[k][:, 0])) for k in columns]
         lines.append("| π_ref (start row) | " + " | ".join(sft_cells) + " | 0 |")
         for label, d in runs.items():
-            cells = [
-                _pm(*_ci(d[k][:, -1]))
-                for k in (
-                    "eval/reward",
-                    "eval/kl_sft",
-                    "eval/kl_backward_bon",
-                    "eval/kl_forward_bon",
-                    "eval/log_p_le",
-                )
-            ]
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {_pm(*_ci(hv[label]))} |")
+            cells = [A.pm(*A.ci(d[k][:, -1])) for k in columns]
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {A.pm(*A.ci(hv[label]))} |")
         diag = records.get("diag")
         if diag:
             lines += [
@@ -681,7 +618,7 @@ def summary() -> str:
             ]
             for label, d in diag["runs"].items():
                 cells = [
-                    _pm(*_ci(np.asarray(d[k], np.float64)[:, -1]))
+                    A.pm(*A.ci(np.asarray(d[k], np.float64)[:, -1]))
                     for k in (
                         "eval/reward",
                         "eval/kl_sft",
@@ -740,7 +677,12 @@ def summary() -> str:
         pol_us = bon["policy_wall_per_answer_us"]
         for i, row in enumerate(bon["rows"]):
             n = row["n"]
-            cells = [str(n), f"{row['bound']:.3f}", _pm(*_ci(kl_mc[i])), _pm(*_ci(gold[i]))]
+            cells = [
+                str(n),
+                f"{row['bound']:.3f}",
+                A.pm(*A.ci(kl_mc[i])),
+                A.pm(*A.ci(gold[i])),
+            ]
             matched = {}
             for label in (JBOND_EMA, _bond_label(0.5)):
                 d = runs.get(label)
@@ -751,9 +693,9 @@ def summary() -> str:
                 ok = np.nonzero(kl_mean <= row["bound"] + 1e-9)[0]
                 j = int(ok[np.argmax(kl_mean[ok])])
                 upd = int(d["loop/updates"][0, j])
-                rm, rh = _ci(d["eval/reward"][:, j])
+                rm, rh = A.ci(d["eval/reward"][:, j])
                 matched[label] = (upd, float(kl_mean[j]), rm, rh, j, len(kl_mean) - 1)
-                cells.append(f"{upd}, {kl_mean[j]:.3f}, {_pm(rm, rh)}")
+                cells.append(f"{upd}, {kl_mean[j]:.3f}, {A.pm(rm, rh)}")
             passes = row["cost"]["lm_forward_passes"]
             cells.append(f"{passes} ({passes / cost1['lm_forward_passes']:.0f}×)")
             us = row["wall_per_answer_us"]
@@ -790,14 +732,11 @@ def summary() -> str:
             f"world, {timed[0]['world_s']:.0f} s): {total:.0f} s.",
         ]
     lines += ["", "Provenance of the records:", ""]
-    for part, rec in records.items():
-        if rec:
-            lines += [f"`bond_{part}.json`:", "", rec["provenance"].rstrip(), ""]
+    lines += A.provenance_lines({f"bond_{part}.json": rec for part, rec in records.items()})
     text = "\n".join(lines).rstrip() + "\n"
     if runs:
         _plots(runs, bon, r_ref)
-    with open(os.path.join(RESULTS, "alignment_bond.md"), "w") as f:
-        f.write(text)
+    A.write_section("alignment_bond.md", text)
     return text
 
 
@@ -830,7 +769,7 @@ def _b2(rec, runs) -> tuple[list[str], str]:
         gain[label] = float(g.mean())
         curve = " / ".join(f"{x:.3f}" for x in d["eval/reward"].mean(0)[2::2])
         lines.append(
-            f"| {label} | {curve} | {_pm(*_ci(d['eval/kl_sft'][:, -1]))} | {_pm(*_ci(g))} |"
+            f"| {label} | {curve} | {A.pm(*A.ci(d['eval/kl_sft'][:, -1]))} | {A.pm(*A.ci(g))} |"
         )
     lines.append("")
     iter_labels = [k for k in table if k not in fixed_labels]
@@ -873,7 +812,7 @@ def _b4(rec, r_ref) -> tuple[list[str], str]:
     for label, d in runs.items():
         er = d["eval/reward"][:, early].mean(1)
         hv = [
-            hypervolume(d["eval/kl_sft"][i], d["eval/reward"][i], r_ref)
+            A.hypervolume(d["eval/kl_sft"][i], d["eval/reward"][i], KL_CAP, r_ref)
             for i in range(d["eval/reward"].shape[0])
         ]
         stats[label] = {
@@ -882,8 +821,8 @@ def _b4(rec, r_ref) -> tuple[list[str], str]:
             "hv": float(np.mean(hv)),
         }
         lines.append(
-            f"| {label} | {_pm(*_ci(er))} | {_pm(*_ci(d['eval/reward'][:, -1]))} | "
-            f"{_pm(*_ci(d['eval/kl_sft'][:, -1]))} | {_pm(*_ci(hv))} |"
+            f"| {label} | {A.pm(*A.ci(er))} | {A.pm(*A.ci(d['eval/reward'][:, -1]))} | "
+            f"{A.pm(*A.ci(d['eval/kl_sft'][:, -1]))} | {A.pm(*A.ci(hv))} |"
         )
     lines.append("")
 
@@ -955,7 +894,7 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
             d0, d5, d1 = (b1[b][key][:, -1] for b in BOND_BETAS)
             p0, p1 = _paired(d5, d0), _paired(d5, d1)
             n_resolved += p0[2] + p1[2]
-            paired.append(f"{name} β.5−β0 {_pm(*p0[:2])}, β.5−β1 {_pm(*p1[:2])}")
+            paired.append(f"{name} β.5−β0 {A.pm(*p0[:2])}, β.5−β1 {A.pm(*p1[:2])}")
         if n_resolved == 0:
             verdict += " by the letter, but unresolved"
         fwd_start = start["eval/kl_forward_bon"]
@@ -983,8 +922,11 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
     # B3
     ema, hard = runs.get(JBOND_EMA), runs.get(JBOND_HARD)
     if ema is not None and hard is not None:
-        re_, rh_ = _ci(ema["eval/reward"][:, -1]), _ci(hard["eval/reward"][:, -1])
-        ke, kh = _ci(ema["eval/kl_sft"][:, -1]), _ci(hard["eval/kl_sft"][:, -1])
+        re_, rh_ = (
+            A.ci(ema["eval/reward"][:, -1]),
+            A.ci(hard["eval/reward"][:, -1]),
+        )
+        ke, kh = A.ci(ema["eval/kl_sft"][:, -1]), A.ci(hard["eval/kl_sft"][:, -1])
         me = (ema["eval/kl_sft"].mean(0), ema["eval/reward"].mean(0))
         mh = (hard["eval/kl_sft"].mean(0), hard["eval/reward"].mean(0))
         level = min(me[1].max(), mh[1].max())
@@ -1000,11 +942,11 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
         )
         out.append(
             f"* **B3 (EMA anchor: same reward, lower KL than hard copies every {ANCHOR_PERIOD}): "
-            f"{verdict}{resolved_note}.** Final reward EMA {_pm(*re_)} vs hard {_pm(*rh_)} (same within the larger "
-            f"CI or 0.05: {same_reward}); final KL(π‖π_ref) EMA {_pm(*ke)} vs hard {_pm(*kh)}; KL "
+            f"{verdict}{resolved_note}.** Final reward EMA {A.pm(*re_)} vs hard {A.pm(*rh_)} (same within the larger "
+            f"CI or 0.05: {same_reward}); final KL(π‖π_ref) EMA {A.pm(*ke)} vs hard {A.pm(*kh)}; KL "
             f"at which the seed-mean trajectory first reaches reward {level:.3f} (the lower of the "
             f"two maxima): EMA {kl_e:.3f} vs hard {kl_h:.3f} (EMA lower: {lower_kl}). Paired "
-            f"final KL difference EMA − hard {_pm(*dkl[:2])}"
+            f"final KL difference EMA − hard {A.pm(*dkl[:2])}"
             + (" (resolved)." if dkl[2] else " (CI includes 0: not resolved at these seeds).")
         )
     else:
@@ -1015,12 +957,12 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
     if ema is not None and all(d is not None for d in rl.values()):
         hv_seeds = lambda d: np.array(  # noqa: E731
             [
-                hypervolume(d["eval/kl_sft"][s], d["eval/reward"][s], r_ref)
+                A.hypervolume(d["eval/kl_sft"][s], d["eval/reward"][s], KL_CAP, r_ref)
                 for s in range(d["eval/reward"].shape[0])
             ]
         )
-        hv_j = _ci(hv_seeds(ema))
-        hv_rl = {b: _ci(hv_seeds(d)) for b, d in rl.items()}
+        hv_j = A.ci(hv_seeds(ema))
+        hv_rl = {b: A.ci(hv_seeds(d)) for b, d in rl.items()}
         dhv = {b: _paired(hv_seeds(ema), hv_seeds(d)) for b, d in rl.items()}
         beats = {b: hv_j[0] >= v[0] for b, v in hv_rl.items()}
         x = ema["loop/updates"][0]
@@ -1038,14 +980,14 @@ def _claims(runs, b6, bon, r_ref, b4_claim=None, b2_claim=None) -> list[str]:
         out.append(
             f"* **B5 (J-BOND front ≥ every REINFORCE β; KL grows roughly linearly): {verdict} on "
             f"the seed means ({n_res} of {len(dhv)} paired differences resolved).** "
-            f"Hypervolume J-BOND (EMA) {_pm(*hv_j)} vs REINFORCE "
-            + ", ".join(f"β={b:g}: {_pm(*v)}" for b, v in hv_rl.items())
+            f"Hypervolume J-BOND (EMA) {A.pm(*hv_j)} vs REINFORCE "
+            + ", ".join(f"β={b:g}: {A.pm(*v)}" for b, v in hv_rl.items())
             + f" (J-BOND ≥ {n_beat}/{len(beats)} on the seed means); J-BOND KL(π‖π_ref) vs "
             f"updates: slope {slope * 100:.4f} nats / 100 updates, R² = {r2:.3f} of a linear fit "
             f"(criterion R² ≥ 0.95: {linear}). Paired hypervolume differences J-BOND − "
             "REINFORCE: "
             + ", ".join(
-                f"β={b:g}: {_pm(*v[:2])}{' (resolved)' if v[2] else ''}" for b, v in dhv.items()
+                f"β={b:g}: {A.pm(*v[:2])}{' (resolved)' if v[2] else ''}" for b, v in dhv.items()
             )
             + "."
         )
@@ -1096,14 +1038,16 @@ def main() -> None:
     parser.add_argument("--no-hard", action="store_true", help="skip the B3 hard-anchor run")
     parser.add_argument("--diag-seeds", type=int, default=1, help="seeds of --parts diag")
     parser.add_argument("--summary", action="store_true", help="only rebuild the markdown")
-    args = parser.parse_args()
+    args = A.quick_parser(parser).parse_args()
+    if args.quick:
+        use_quick(args.quick)
     if not args.summary:
         import jax
 
         total = time.perf_counter()
-        w = _alignment.world()
+        w = A.world()
         print(f"world built in {w.seconds:.0f} s", flush=True)
-        reward = _alignment.gold_reward_fn(w)
+        reward = A.gold_reward_fn(w)
         seed_keys = jax.random.split(jax.random.key(args.seed), args.seeds)
         for part in args.parts.split(","):
             start = time.perf_counter()
@@ -1126,7 +1070,7 @@ def main() -> None:
                 raise SystemExit(f"unknown part {part!r}; choose from {(*PARTS, 'diag')}")
             rec["wall_s"] = time.perf_counter() - start
             rec["world_s"] = w.seconds
-            _alignment.write_record(RECORDS[part], rec)
+            A.write_record(RECORDS[part], rec)
             print(f"part {part} done in {rec['wall_s']:.0f} s", flush=True)
         print(f"total {time.perf_counter() - total:.0f} s", flush=True)
     print(summary())

@@ -218,8 +218,7 @@ def main() -> None:
         w = A.world()
         A.write_record("speed", {"load": load, "sampling": sampling(w), "steps": steps(w)})
     text = summary()
-    with open(os.path.join(A.RESULTS, "alignment_speed.md"), "w") as f:
-        f.write("# Alignment speed\n\n" + text)
+    A.write_section("alignment_speed.md", "# Alignment speed\n\n" + text)
     print(text)
 
 

@@ -4,6 +4,7 @@
     python -m benchmarks.alignment_warm --w8 --seeds 5 --rl-steps 600   # W8 only (its own record)
     python -m benchmarks.alignment_warm --w3 --seeds 5                  # W3 only (its own record)
     python -m benchmarks.alignment_warm --summary   # print the section rebuilt from the records
+    python -m benchmarks.alignment_warm --quick /tmp/q --seeds 2 --rl-steps 10   # smoke run
 
 Two experiments on the shared world of :mod:`benchmarks._alignment` (one pre-trained + SFT'd LM):
 
@@ -56,13 +57,11 @@ calls :func:`summary` to build the aggregate page.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
 
-from benchmarks import _alignment
-from benchmarks._common import RESULTS
+from benchmarks import _alignment as A
 
 NOISES = (0.0, 0.25)
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -79,7 +78,6 @@ W3_TYPES = ("steps", "order", "lr", "baklava")  # increasing diversity (WARM Fig
 W3_BAKLAVA = (200, 400)  # SFT checkpoints of the Baklava pair
 EVAL_PROMPTS = 256
 DROP = 0.1  # "hacked" = gold below its peak by this much
-MD = os.path.join(RESULTS, "alignment_warm.md")
 ACCURACY_COLUMNS = (
     ("ID", "in_distribution"),
     ("shifted", "shifted"),
@@ -88,12 +86,16 @@ ACCURACY_COLUMNS = (
 )
 
 
-def _log(start: float, msg: str) -> None:
-    print(f"[{time.perf_counter() - start:6.0f} s] {msg}", flush=True)
-
-
 def _nkey(noise: float) -> str:
     return f"{int(round(noise * 100))}"
+
+
+def use_quick(out: str) -> None:
+    """``--quick OUT``: the tiny world of ``_alignment.use_quick_world`` and tiny evaluation sizes
+    (16 Best-of-N prompts, N = 8, RL batches of 8, evaluations every 5 updates on 32 prompts)."""
+    global BON_PROMPTS, BON_N, EVAL_EVERY, EVAL_PROMPTS, RL_BATCH
+    A.use_quick_world(out)
+    BON_PROMPTS, BON_N, EVAL_EVERY, EVAL_PROMPTS, RL_BATCH = 16, 8, 5, 32, 8
 
 
 # ----------------------------------------------------------------------------- experiment 1
@@ -116,7 +118,7 @@ def run_accuracy(w, seeds: int, start: float) -> tuple[dict, dict]:
         accuracy[nk], bon[nk], interp[nk], best[nk] = {}, {}, {}, []
         for seed in range(seeds):
             t0 = time.perf_counter()
-            run, prefs, eval_sets = _alignment.reward_models(w, noise, seed)
+            run, prefs, eval_sets = A.reward_models(w, noise, seed)
             jax.block_until_ready(run.params)
             t1 = time.perf_counter()
             acc = warm.evaluate_warm(w.lm_config, run.params, eval_sets, prefs)
@@ -128,8 +130,8 @@ def run_accuracy(w, seeds: int, start: float) -> tuple[dict, dict]:
             t3 = time.perf_counter()
             curve = warm.interpolation_curve(
                 w.lm_config,
-                _alignment.member(run.params, 0),
-                _alignment.member(run.params, 1),
+                A.member(run.params, 0),
+                A.member(run.params, 1),
                 np.asarray(LAMBDAS),
                 eval_sets["shifted"],
             )
@@ -148,7 +150,7 @@ def run_accuracy(w, seeds: int, start: float) -> tuple[dict, dict]:
                 clean_params[seed] = run.params
             for name, dt in zip(seconds, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                 seconds[name] += dt
-            _log(
+            A.log(
                 start,
                 f"accuracy noise={noise:.2f} seed={seed}: RMs {t1 - t0:.0f} s, eval {t2 - t1:.0f} s, "
                 f"BoN {t3 - t2:.0f} s, interp {t4 - t3:.0f} s | ID wa {acc['in_distribution/wa']:.3f}"
@@ -158,10 +160,10 @@ def run_accuracy(w, seeds: int, start: float) -> tuple[dict, dict]:
     record = {
         "seeds": seeds,
         "noises": list(NOISES),
-        "num_members": _alignment.NUM_MEMBERS,
-        "rm_steps": _alignment.RM_STEPS,
-        "num_pairs": _alignment.NUM_PAIRS,
-        "eval_pairs": _alignment.EVAL_PAIRS,
+        "num_members": A.NUM_MEMBERS,
+        "rm_steps": A.RM_STEPS,
+        "num_pairs": A.NUM_PAIRS,
+        "eval_pairs": A.EVAL_PAIRS,
         "bon_prompts": BON_PROMPTS,
         "lambdas": list(LAMBDAS),
         "world_seconds": w.seconds,
@@ -198,34 +200,47 @@ def _train_runs(w, reward_of, params, keys, steps: int, betas=None, keep_checkpo
     ...])`` (checkpoints ``None`` without ``keep_checkpoints``). ``betas`` ``[runs]``: each run's KL
     coefficient, traced (default ``RL_BETA`` for all).
     """
-    import jax
     import jax.numpy as jnp
 
-    from purerl.alignment import loop
     from purerl.alignment import policy_gradient as pg
 
     prompts = np.asarray(w.eval_prompts[:EVAL_PROMPTS])  # a constant, not a traced slice
-    loop_config = loop.LoopConfig(num_updates=steps, eval_every=EVAL_EVERY)
     if betas is None:
         betas = np.full(keys.shape[0], RL_BETA)
 
-    def train_one(key, rm_params, beta):
+    def make(rm_params, beta):
         cfg = rl_config(beta)
         fn = lambda t, m: reward_of(rm_params, t, m)  # noqa: E731
         algo = pg.make(cfg, w.lm_config, w.task, fn)
-        ev = pg.make_evaluate(cfg, w.lm_config, w.task, fn, prompts=prompts)
-        if not keep_checkpoints:
-            return loop.make_train(algo, loop_config, ev)(key, w.sft, w.sft)[1], None
-        train = loop.make_train(algo, loop_config, ev, snapshot=lambda s: s.params)
-        _, rows, ckpts = train(key, w.sft, w.sft)
-        return rows, ckpts
+        return algo, pg.make_evaluate(cfg, w.lm_config, w.task, fn, prompts=prompts)
 
-    rows, ckpts = jax.jit(jax.vmap(train_one))(keys, params, jnp.asarray(betas, jnp.float32))
-    jax.block_until_ready(rows)
-    return {k: np.asarray(v) for k, v in rows.items()}, ckpts
+    snapshot = (lambda s: s.params) if keep_checkpoints else None
+    select = lambda out: (out[1], out[2] if keep_checkpoints else None)  # noqa: E731
+    hparams = (params, jnp.asarray(betas, jnp.float32))
+    config = A.loop_config(steps, EVAL_EVERY)
+    (rows, ckpts), _, _ = A.rl_runs(f"{keys.shape[0]} RL runs", make, keys, hparams,
+                                    (w.sft, w.sft), config, snapshot=snapshot, select=select)  # fmt: skip
+    return A.host(rows), ckpts
 
 
 CURVE_KEYS = ("eval/reward", "eval/gold", "eval/kl_sft", "eval/spurious", "eval/length")
+
+
+def _record_config(steps: int, without: tuple[str, ...] = ()) -> dict:
+    """The RL settings stored in a record (``without`` those keys)."""
+    cfg = rl_config()
+    config = {
+        "algorithm": "REINFORCE / RLOO, KL in the reward (k1), anchor = SFT",
+        "beta": cfg.beta,
+        "learning_rate": cfg.learning_rate,
+        "batch_size": cfg.batch_size,
+        "num_samples": cfg.num_samples,
+        "temperature": cfg.temperature,
+        "num_updates": steps,
+        "eval_every": EVAL_EVERY,
+        "eval_prompts": EVAL_PROMPTS,
+    }
+    return {k: v for k, v in config.items() if k not in without}
 
 
 def run_rl(w, clean_params: dict, seeds: int, steps: int, ens: bool, start: float) -> dict:
@@ -235,14 +250,14 @@ def run_rl(w, clean_params: dict, seeds: int, steps: int, ens: bool, start: floa
     from purerl.alignment import reward_model, warm
 
     reward_of = lambda p, t, m: reward_model.reward(w.lm_config, p, t, m)  # noqa: E731
-    singles = [_alignment.member(clean_params[s], 0) for s in range(seeds)]
+    singles = [A.member(clean_params[s], 0) for s in range(seeds)]
     was = [warm.weight_average(clean_params[s]) for s in range(seeds)]
     seed_keys = [jax.random.fold_in(jax.random.key(3000), s) for s in range(seeds)]
     keys = jnp.stack(seed_keys + seed_keys)  # single and WARM of a seed: the same training key
     t0 = time.perf_counter()
-    rows, ckpts = _train_runs(w, reward_of, _alignment.stack_trees(singles + was), keys, steps)
+    rows, ckpts = _train_runs(w, reward_of, A.stack_trees(singles + was), keys, steps)
     seconds = {"single_warm": time.perf_counter() - t0}
-    _log(
+    A.log(
         start,
         f"rl single + WARM: {2 * seeds} runs x {steps} updates, {seconds['single_warm']:.0f} s",
     )
@@ -257,10 +272,10 @@ def run_rl(w, clean_params: dict, seeds: int, steps: int, ens: bool, start: floa
             return jnp.mean(jax.vmap(lambda p: reward_of(p, t, m))(stacked), axis=0)
 
         t0 = time.perf_counter()
-        stacked = _alignment.stack_trees([clean_params[s] for s in range(seeds)])  # [S, M, ...]
+        stacked = A.stack_trees([clean_params[s] for s in range(seeds)])  # [S, M, ...]
         rows_e, ckpts_e = _train_runs(w, ens_reward, stacked, jnp.stack(seed_keys), steps)
         seconds["ens"] = time.perf_counter() - t0
-        _log(start, f"rl ENS: {seeds} runs x {steps} updates, {seconds['ens']:.0f} s")
+        A.log(start, f"rl ENS: {seeds} runs x {steps} updates, {seconds['ens']:.0f} s")
         curves["ens"] = {k: rows_e[k] for k in CURVE_KEYS}
         runs["ens"] = (ckpts_e, 0)
 
@@ -285,7 +300,7 @@ def run_rl(w, clean_params: dict, seeds: int, steps: int, ens: bool, start: floa
             out = win_rates[which][name] = {"win": [], f"gold_{a}": [], f"gold_{b}": []}
             for s in range(seeds):
                 key = jax.random.fold_in(jax.random.key(5000), s)
-                win, ga, gb = _alignment.gold_win_rate(
+                win, ga, gb = A.gold_win_rate(
                     world_,
                     policy(a, s, row_of(a, s)),
                     policy(b, s, row_of(b, s)),
@@ -295,24 +310,13 @@ def run_rl(w, clean_params: dict, seeds: int, steps: int, ens: bool, start: floa
                 out["win"].append(win)
                 out[f"gold_{a}"].append(ga)
                 out[f"gold_{b}"].append(gb)
-            _log(start, f"win rate ({which}) {name}: {_alignment.fmt(out['win'])}")
+            A.log(start, f"win rate ({which}) {name}: {A.fmt(out['win'])}")
     seconds["win_rates"] = time.perf_counter() - t0
-    cfg = rl_config()
     return {
         "seeds": seeds,
         "rm_noise": RL_NOISE,
         "proxies": list(curves),
-        "config": {
-            "algorithm": "REINFORCE / RLOO, KL in the reward (k1), anchor = SFT",
-            "beta": cfg.beta,
-            "learning_rate": cfg.learning_rate,
-            "batch_size": cfg.batch_size,
-            "num_samples": cfg.num_samples,
-            "temperature": cfg.temperature,
-            "num_updates": steps,
-            "eval_every": EVAL_EVERY,
-            "eval_prompts": EVAL_PROMPTS,
-        },
+        "config": _record_config(steps),
         "updates": rows["loop/updates"][0],
         "curves": curves,
         "win_rates": win_rates,
@@ -331,43 +335,32 @@ def run_w8(w, seeds: int, steps: int, start: float) -> dict:
     singles, was = [], []
     t0 = time.perf_counter()
     for seed in range(seeds):
-        run, _, _ = _alignment.reward_models(w, RL_NOISE, seed)  # as in run_accuracy
-        singles.append(_alignment.member(run.params, 0))
+        run, _, _ = A.reward_models(w, RL_NOISE, seed)  # as in run_accuracy
+        singles.append(A.member(run.params, 0))
         was.append(warm.weight_average(run.params))
     rm_seconds = time.perf_counter() - t0
-    _log(start, f"w8: {seeds} x {_alignment.NUM_MEMBERS} clean RMs, {rm_seconds:.0f} s")
+    A.log(start, f"w8: {seeds} x {A.NUM_MEMBERS} clean RMs, {rm_seconds:.0f} s")
     reward_of = lambda p, t, m: reward_model.reward(w.lm_config, p, t, m)  # noqa: E731
     seed_keys = [jax.random.fold_in(jax.random.key(3000), s) for s in range(seeds)]  # as run_rl
     # run order: beta-major, then proxy (single, WARM), then seed
     layout = [(b, proxy, s) for b in W8_BETAS for proxy in ("single", "warm") for s in range(seeds)]
-    params = _alignment.stack_trees(
-        [(singles if proxy == "single" else was)[s] for _, proxy, s in layout]
-    )
+    params = A.stack_trees([(singles if proxy == "single" else was)[s] for _, proxy, s in layout])
     keys = jnp.stack([seed_keys[s] for _, _, s in layout])
     betas = np.asarray([b for b, _, _ in layout])
     t0 = time.perf_counter()
     rows, _ = _train_runs(w, reward_of, params, keys, steps, betas, keep_checkpoints=False)
     rl_seconds = time.perf_counter() - t0
-    _log(start, f"w8: {len(layout)} RL runs x {steps} updates, {rl_seconds:.0f} s")
+    A.log(start, f"w8: {len(layout)} RL runs x {steps} updates, {rl_seconds:.0f} s")
     curves: dict = {}
     for i, (b, proxy, _) in enumerate(layout):
         entry = curves.setdefault(f"{b:g}", {}).setdefault(proxy, {k: [] for k in CURVE_KEYS})
         for k in CURVE_KEYS:
             entry[k].append(rows[k][i])
-    cfg = rl_config()
     return {
         "seeds": seeds,
         "rm_noise": RL_NOISE,
         "betas": list(W8_BETAS),
-        "config": {
-            "algorithm": "REINFORCE / RLOO, KL in the reward (k1), anchor = SFT",
-            "learning_rate": cfg.learning_rate,
-            "batch_size": cfg.batch_size,
-            "num_samples": cfg.num_samples,
-            "num_updates": steps,
-            "eval_every": EVAL_EVERY,
-            "eval_prompts": EVAL_PROMPTS,
-        },
+        "config": _record_config(steps, ("beta", "temperature")),  # beta is swept
         "updates": rows["loop/updates"][0],
         "curves": {
             b: {p: {k: np.asarray(v) for k, v in c.items()} for p, c in d.items()}
@@ -386,7 +379,7 @@ def run_w3(w, seeds: int, start: float) -> dict:
     from purerl.alignment import warm
 
     base = dataclasses.replace(
-        _alignment.warm_config(w),
+        A.warm_config(w),
         num_members=2,
         learning_rates=(1e-3,),
         dropout_rates=(0.0,),
@@ -403,25 +396,25 @@ def run_w3(w, seeds: int, start: float) -> dict:
     def fit(key, init, prefs, config):
         return warm.train_reward_models(key, init, prefs, config).params
 
-    baklava_init = _alignment.sft_checkpoints(w, W3_BAKLAVA)
+    baklava_init = A.sft_checkpoints(w, W3_BAKLAVA)
     gaps: dict = {}
     t0 = time.perf_counter()
     for noise in NOISES:
         nk = _nkey(noise)
         gaps[nk] = {t: {"in_distribution": [], "shifted": [], "wa_minus_ens": []} for t in W3_TYPES}
         for seed in range(seeds):
-            prefs, eval_sets = _alignment.preferences(w, noise, seed)
+            prefs, eval_sets = A.preferences(w, noise, seed)
             key = jax.random.fold_in(jax.random.key(6000 + seed), int(round(noise * 100)))
             pairs = {}
             pairs["steps"] = (
-                _alignment.member(fit(key, w.sft, prefs, half), 0),
-                _alignment.member(fit(key, w.sft, prefs, full), 0),
+                A.member(fit(key, w.sft, prefs, half), 0),
+                A.member(fit(key, w.sft, prefs, full), 0),
             )
             for t in ("order", "lr"):
                 run = fit(key, w.sft, prefs, configs[t])
-                pairs[t] = (_alignment.member(run, 0), _alignment.member(run, 1))
+                pairs[t] = (A.member(run, 0), A.member(run, 1))
             run = fit(key, baklava_init, prefs, configs["baklava"])
-            pairs["baklava"] = (_alignment.member(run, 0), _alignment.member(run, 1))
+            pairs["baklava"] = (A.member(run, 0), A.member(run, 1))
             for t, (a, b) in pairs.items():
                 for split in ("in_distribution", "shifted"):
                     c = warm.interpolation_curve(
@@ -430,7 +423,7 @@ def run_w3(w, seeds: int, start: float) -> dict:
                     gaps[nk][t][split].append(100.0 * float(c["wa"][0] - c["diagonal"][0]))
                     if split == "shifted":
                         gaps[nk][t]["wa_minus_ens"].append(100.0 * float(c["wa"][0] - c["ens"][0]))
-            _log(
+            A.log(
                 start,
                 f"w3 noise={noise:.2f} seed={seed}: shifted gap (pt) "
                 + ", ".join(f"{t} {gaps[nk][t]['shifted'][-1]:+.2f}" for t in W3_TYPES),
@@ -472,7 +465,7 @@ def _w3_section(rec: dict, claims: list[str]) -> list[str]:
             means.append(float(np.mean(g["shifted"])))
             lines.append(
                 f"| {'clean' if nk == '0' else nk + '% flipped'} | {t}: {desc[t]} | "
-                f"{_f(g['in_distribution'], 2)} | {_f(g['shifted'], 2)} | {_f(g['wa_minus_ens'], 2)} |"
+                f"{A.fmt(g['in_distribution'], 2)} | {A.fmt(g['shifted'], 2)} | {A.fmt(g['wa_minus_ens'], 2)} |"
             )
         rho = float(np.corrcoef(np.arange(len(types)), np.argsort(np.argsort(means)))[0, 1])
         checks.append(rho >= 0.8 - 1e-9)  # rank correlations are multiples of 0.1 here
@@ -483,7 +476,7 @@ def _w3_section(rec: dict, claims: list[str]) -> list[str]:
         )
     lines.append("")
     claims.append(
-        f"- **W3 (the midpoint gain grows with diversity, Fig. 3): {_verdict(checks)}** (seed "
+        f"- **W3 (the midpoint gain grows with diversity, Fig. 3): {A.verdict(checks)}** (seed "
         "means; criterion: Spearman ≥ 0.8 between the diversity rank and the shifted-set gap). "
         + "; ".join(notes)
         + "."
@@ -512,9 +505,9 @@ def _w8_section(rec: dict, claims: list[str]) -> list[str]:
             g = c["eval/gold"]
             final[(b, proxy)], peak[(b, proxy)] = g[:, -1], g.max(axis=1)
             lines.append(
-                f"| {b:g} | {'WARM' if proxy == 'warm' else 'single RM'} | {_f(g[:, -1])} | "
-                f"{_f(g.max(axis=1))} | {_f(c['eval/kl_sft'][:, -1], 2)} | "
-                f"{_f(c['eval/reward'][:, -1])} |"
+                f"| {b:g} | {'WARM' if proxy == 'warm' else 'single RM'} | {A.fmt(g[:, -1])} | "
+                f"{A.fmt(g.max(axis=1))} | {A.fmt(c['eval/kl_sft'][:, -1], 2)} | "
+                f"{A.fmt(c['eval/reward'][:, -1])} |"
             )
     best = {
         (what, proxy): betas[int(np.argmax([d[(b, proxy)].mean() for b in betas]))]
@@ -533,7 +526,7 @@ def _w8_section(rec: dict, claims: list[str]) -> list[str]:
 
     def resolved(what, d, proxy):  # the best beta above every other one, paired over seeds?
         b_star = best[(what, proxy)]
-        diffs = [_ci(d[(b_star, proxy)] - d[(b, proxy)]) for b in betas if b != b_star]
+        diffs = [A.ci(d[(b_star, proxy)] - d[(b, proxy)]) for b in betas if b != b_star]
         return all(np.isfinite(h) and m > h for m, h in diffs), min(m for m, _ in diffs)
 
     res = {
@@ -552,7 +545,7 @@ def _w8_section(rec: dict, claims: list[str]) -> list[str]:
         "",
     ]
     claims.append(
-        f"- **W8 (the best KL coefficient is lower with WARM, Fig. 8c): {_verdict(ok)}"
+        f"- **W8 (the best KL coefficient is lower with WARM, Fig. 8c): {A.verdict(ok)}"
         f"{', unresolved' if unresolved else ''}** "
         f"(seed means{'; the argmax is not resolved for ' + ', '.join(unresolved) if unresolved else ''}; β ∈ {{{', '.join(f'{b:g}' for b in betas)}}}). argmax-β of final gold: "
         f"WARM {best[('final', 'warm')]:g} vs single {best[('final', 'single')]:g}; of peak gold: "
@@ -567,23 +560,6 @@ def _w8_section(rec: dict, claims: list[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- analysis
-
-
-def _ci(values) -> tuple[float, float]:
-    m, h = _alignment.mean_ci(np.asarray(values, np.float64))
-    return float(m), float(h)
-
-
-def _f(values, precision: int = 3) -> str:
-    m, h = _ci(values)
-    if not np.isfinite(h):
-        return f"{m:.{precision}f}"
-    return f"{m:.{precision}f} ± {h:.{precision}f}"
-
-
-def _pct(values) -> str:
-    m, h = _ci(np.asarray(values) * 100)
-    return f"{m:.1f} ± {h:.1f}" if np.isfinite(h) else f"{m:.1f}"
 
 
 def _member_values(acc: dict, column: str, nk_best: list, which: str) -> np.ndarray:
@@ -622,18 +598,11 @@ def _drop_cell(drops: list) -> str:
     return ", ".join("never" if d is None else str(d) for d in drops)
 
 
-def _verdict(flags: list[bool]) -> str:
-    return "PASS" if all(flags) else ("FAIL" if not any(flags) else "partial")
-
-
 # ----------------------------------------------------------------------------- plots
 
 
-def plot_bon(acc_rec: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_bon(acc_rec: dict, name: str) -> None:
+    plt = A.pyplot()
 
     bon = acc_rec["bon"]
     ns = np.asarray(bon["n"])
@@ -642,7 +611,7 @@ def plot_bon(acc_rec: dict, path: str) -> None:
     for ax, nk in zip(axes[0], noises, strict=True):
         series = _bon_series(acc_rec, nk)
         for label, vals in series.items():
-            m, h = _alignment.mean_ci(vals)
+            m, h = A.mean_ci(vals)
             style = "k--" if label == "gold oracle" else "-o"
             (line,) = ax.plot(ns, m, style, label=label, markersize=3)
             ax.fill_between(ns, m - h, m + h, alpha=0.12, color=line.get_color())
@@ -651,9 +620,7 @@ def plot_bon(acc_rec: dict, path: str) -> None:
         ax.set_ylabel("gold reward of the selected response")
         ax.set_title(f"WARM Best-of-N, {nk}% flipped labels (mean ± 95% CI)")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, name, 110)
 
 
 def _bon_series(acc_rec: dict, nk: str) -> dict[str, np.ndarray]:
@@ -673,22 +640,19 @@ def _bon_series(acc_rec: dict, nk: str) -> dict[str, np.ndarray]:
 LABELS = {"single": "single RM (member 0)", "warm": "WARM (WA of 4)", "ens": "ENS (4)"}
 
 
-def plot_rl(rl_rec: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_rl(rl_rec: dict, name: str) -> None:
+    plt = A.pyplot()
 
     updates = np.asarray(rl_rec["updates"])
     fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for proxy in rl_rec["proxies"]:
         c = {k: np.asarray(v) for k, v in rl_rec["curves"][proxy].items()}
         for ax, key in zip(axes[:2], ("eval/reward", "eval/gold"), strict=True):
-            m, h = _alignment.mean_ci(c[key])
+            m, h = A.mean_ci(c[key])
             (line,) = ax.plot(updates, m, "-o", markersize=3, label=LABELS[proxy])
             ax.fill_between(updates, m - h, m + h, alpha=0.2, color=line.get_color())
-        kl, _ = _alignment.mean_ci(c["eval/kl_sft"])
-        gold, _ = _alignment.mean_ci(c["eval/gold"])
+        kl, _ = A.mean_ci(c["eval/kl_sft"])
+        gold, _ = A.mean_ci(c["eval/gold"])
         axes[2].plot(kl, gold, "-o", markersize=3, label=LABELS[proxy])
     axes[0].set_title("proxy reward (the RM being optimised)")
     axes[1].set_title("gold reward")
@@ -703,9 +667,7 @@ def plot_rl(rl_rec: dict, path: str) -> None:
         f"REINFORCE/RLOO vs proxy RM, beta={rl_rec['config']['beta']}, "
         f"{rl_rec['seeds']} seeds (mean ± 95% CI)"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, name, 110)
 
 
 # ----------------------------------------------------------------------------- summary
@@ -713,8 +675,8 @@ def plot_rl(rl_rec: dict, path: str) -> None:
 
 def summary() -> str:
     """The ``## WARM`` markdown section (and the two PNGs), rebuilt from the records."""
-    acc_rec = _alignment.read_record("warm_accuracy")
-    rl_rec = _alignment.read_record("warm_rl")
+    acc_rec = A.read_record("warm_accuracy")
+    rl_rec = A.read_record("warm_rl")
     lines = ["## WARM: weight-averaged reward models (Ramé et al., ICML 2024)", ""]
     if acc_rec is None and rl_rec is None:
         return "\n".join(lines + ["Not run yet: `python -m benchmarks.alignment_warm`.", ""])
@@ -731,10 +693,10 @@ def summary() -> str:
         lines += _accuracy_section(acc_rec, claims)
     if rl_rec is not None:
         lines += _rl_section(rl_rec, claims)
-    w3_rec = _alignment.read_record("warm_w3")
+    w3_rec = A.read_record("warm_w3")
     if w3_rec is not None:
         lines += _w3_section(w3_rec, claims)
-    w8_rec = _alignment.read_record("warm_w8")
+    w8_rec = A.read_record("warm_w8")
     if w8_rec is not None:
         lines += _w8_section(w8_rec, claims)
     claims.sort(key=lambda c: c[c.index("W") :])  # W1 .. W8, whichever section made each
@@ -748,15 +710,8 @@ def summary() -> str:
         "",
     ]
     lines += ["### Provenance", ""]
-    named = (
-        ("warm_accuracy", acc_rec),
-        ("warm_rl", rl_rec),
-        ("warm_w3", w3_rec),
-        ("warm_w8", w8_rec),
-    )
-    for name, rec in named:
-        if rec is not None:
-            lines += [f"`{name}`:", "", rec["provenance"].rstrip(), ""]
+    named = {"warm_accuracy": acc_rec, "warm_rl": rl_rec, "warm_w3": w3_rec, "warm_w8": w8_rec}
+    lines += A.provenance_lines(named)
     return "\n".join(lines) + "\n"
 
 
@@ -767,7 +722,7 @@ def _accuracy_section(rec: dict, claims: list[str]) -> list[str]:
         f"{rec['rm_steps']} BT updates per member)",
         "",
         f"Pairwise accuracy (%) on the in-distribution (ID) and shifted held-out pairs "
-        f"({rec.get('eval_pairs', _alignment.EVAL_PAIRS):,} each) and on the training pairs; train-corrupted is measured against the *flipped* label "
+        f"({rec.get('eval_pairs', A.EVAL_PAIRS):,} each) and on the training pairs; train-corrupted is measured against the *flipped* label "
         "(high = memorised the noise). 'best member' = the member with the highest ID accuracy "
         "in each seed. WA − ENS is the paired difference.",
         "",
@@ -789,9 +744,9 @@ def _accuracy_section(rec: dict, claims: list[str]) -> list[str]:
             ("WA (WARM)", "wa"),
             ("ENS", "ens"),
         ):
-            cells = [_pct(_member_values(acc, key, best, which)) for _, key in cols]
+            cells = [A.pct(_member_values(acc, key, best, which)) for _, key in cols]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        diff = [_pct(np.asarray(acc[f"{k}/wa"]) - np.asarray(acc[f"{k}/ens"])) for _, k in cols]
+        diff = [A.pct(np.asarray(acc[f"{k}/wa"]) - np.asarray(acc[f"{k}/ens"])) for _, k in cols]
         lines += ["| WA − ENS | " + " | ".join(diff) + " |", ""]
 
     # interpolation
@@ -807,9 +762,9 @@ def _accuracy_section(rec: dict, claims: list[str]) -> list[str]:
         c = {k: np.asarray(v) for k, v in rec["interpolation"][nk].items()}
         for j, lam in enumerate(lams):
             lines.append(
-                f"| {nk}% | {lam:g} | {_pct(c['wa'][:, j])} | {_pct(c['ens'][:, j])} | "
-                f"{_pct(c['diagonal'][:, j])} | {_pct(c['wa'][:, j] - c['diagonal'][:, j])} | "
-                f"{_pct(c['wa'][:, j] - c['ens'][:, j])} |"
+                f"| {nk}% | {lam:g} | {A.pct(c['wa'][:, j])} | {A.pct(c['ens'][:, j])} | "
+                f"{A.pct(c['diagonal'][:, j])} | {A.pct(c['wa'][:, j] - c['diagonal'][:, j])} | "
+                f"{A.pct(c['wa'][:, j] - c['ens'][:, j])} |"
             )
     lines.append("")
 
@@ -835,28 +790,29 @@ def _accuracy_section(rec: dict, claims: list[str]) -> list[str]:
         ]
         for label, vals in series.items():
             lines.append(
-                f"| {label} | " + " | ".join(_f(vals[:, j], 2) for j in range(len(ns))) + " |"
+                f"| {label} | " + " | ".join(A.fmt(vals[:, j], 2) for j in range(len(ns))) + " |"
             )
         gap = series["WARM (WA)"] - series["single RM (mean of members)"]
         lines.append(
             "| WA − single (paired) | "
-            + " | ".join(_f(gap[:, j], 2) for j in range(len(ns)))
+            + " | ".join(A.fmt(gap[:, j], 2) for j in range(len(ns)))
             + " |"
         )
         gap = series["WARM (WA)"] - series["ENS"]
         lines += [
-            "| WA − ENS (paired) | " + " | ".join(_f(gap[:, j], 2) for j in range(len(ns))) + " |",
+            "| WA − ENS (paired) | "
+            + " | ".join(A.fmt(gap[:, j], 2) for j in range(len(ns)))
+            + " |",
             "",
         ]
-    out_png = os.path.join(_alignment.OUT, "warm_bon.png")
-    plot_bon(rec, out_png)
+    plot_bon(rec, "warm_bon.png")
     lines += ["![WARM Best-of-N](alignment/warm_bon.png)", ""]
 
     # claims W1, W2, W4, W5
     c = {k: np.asarray(v) for k, v in rec["interpolation"]["25"].items()}
     mid = [j for j, lam in enumerate(lams) if 0 < lam < 1]
-    diffs = [_ci(c["wa"][:, j] - c["diagonal"][:, j]) for j in mid]
-    w1 = _verdict([d[0] >= 0 for d in diffs])
+    diffs = [A.ci(c["wa"][:, j] - c["diagonal"][:, j]) for j in mid]
+    w1 = A.verdict([d[0] >= 0 for d in diffs])
     claims.append(
         f"- **W1 (LMC, Obs. 1): {w1}.** Shifted-set accuracy of the interpolated weights minus "
         "the diagonal, 25% noise, λ = "
@@ -878,15 +834,15 @@ def _accuracy_section(rec: dict, claims: list[str]) -> list[str]:
         )
     )
     id_diffs = {
-        nk: _ci(
+        nk: A.ci(
             np.asarray(rec["accuracy"][nk]["in_distribution/wa"])
             - np.asarray(rec["accuracy"][nk]["in_distribution/ens"])
         )
         for nk in map(_nkey, rec["noises"])
     }
-    half = _ci(c["wa"][:, lams.index(0.5)] - c["ens"][:, lams.index(0.5)]) if 0.5 in lams else None
+    half = A.ci(c["wa"][:, lams.index(0.5)] - c["ens"][:, lams.index(0.5)]) if 0.5 in lams else None
     w2_flags = [abs(d[0]) < 0.01 for d in id_diffs.values()]
-    w2 = _verdict(w2_flags)
+    w2 = A.verdict(w2_flags)
     claims.append(
         f"- **W2 (WA ≈ ENS to first order, Obs. 2): {w2}.** ID accuracy WA − ENS (M = 4): "
         + ", ".join(
@@ -901,15 +857,15 @@ def _accuracy_section(rec: dict, claims: list[str]) -> list[str]:
         + " (criterion: |WA − ENS| < 1 pt on ID)."
     )
     acc25 = rec["accuracy"]["25"]
-    corr = _ci(np.asarray(acc25["train_corrupted/wa"]) - np.asarray(acc25["train_corrupted/ens"]))
-    shift = _ci(np.asarray(acc25["shifted/wa"]) - np.asarray(acc25["shifted/ens"]))
-    mem = _ci(
+    corr = A.ci(np.asarray(acc25["train_corrupted/wa"]) - np.asarray(acc25["train_corrupted/ens"]))
+    shift = A.ci(np.asarray(acc25["shifted/wa"]) - np.asarray(acc25["shifted/ens"]))
+    mem = A.ci(
         np.asarray(acc25["train_corrupted/wa"]) - np.asarray(acc25["train_corrupted/member_mean"])
     )
     w4_flags = [corr[0] + corr[1] < 0, shift[0] >= 0]
     claims.append(
         f"- **W4 (25% flipped labels: WA memorises less, generalises better, Obs. 3): "
-        f"{_verdict(w4_flags)}.** Accuracy on the corrupted training pairs (against the flipped "
+        f"{A.verdict(w4_flags)}.** Accuracy on the corrupted training pairs (against the flipped "
         f"label) WA − ENS = {corr[0] * 100:+.2f} ± {corr[1] * 100:.2f} pt (criterion: < 0 with a "
         f"clear margin, here: the CI excludes 0), WA − mean member = {mem[0] * 100:+.2f} ± "
         f"{mem[1] * 100:.2f} pt; shifted WA − ENS = {shift[0] * 100:+.2f} ± {shift[1] * 100:.2f} "
@@ -937,7 +893,7 @@ def _accuracy_section(rec: dict, claims: list[str]) -> list[str]:
             f"selector| at N ≥ 8 is {largest:.3f}"
         )
     claims.append(
-        f"- **W5 (BoN with WARM beats single and ENS, Fig. 6-7): {_verdict(w5_flags)}** (seed "
+        f"- **W5 (BoN with WARM beats single and ENS, Fig. 6-7): {A.verdict(w5_flags)}** (seed "
         "means; see the paired rows of the BoN tables for the CIs). " + "; ".join(w5_parts) + "."
     )
     return lines
@@ -975,11 +931,11 @@ def _rl_section(rec: dict, claims: list[str]) -> list[str]:
         per_seed = [peak_and_drop(updates, c["eval/gold"][s]) for s in range(seeds)]
         stats[p] = per_seed
         lines.append(
-            f"| {LABELS[p]} | {_f([x[0] for x in per_seed])} | "
+            f"| {LABELS[p]} | {A.fmt([x[0] for x in per_seed])} | "
             f"{', '.join(str(x[1]) for x in per_seed)} | {_drop_cell([x[2] for x in per_seed])} | "
             f"{_drop_cell(below_sft(updates, c['eval/gold']))} | "
-            f"{_f(c['eval/reward'][:, -1], 2)} | {_f(c['eval/gold'][:, -1], 2)} | "
-            f"{_f(c['eval/kl_sft'][:, -1], 1)} | {_f(c['eval/spurious'][:, -1], 2)} |"
+            f"{A.fmt(c['eval/reward'][:, -1], 2)} | {A.fmt(c['eval/gold'][:, -1], 2)} | "
+            f"{A.fmt(c['eval/kl_sft'][:, -1], 1)} | {A.fmt(c['eval/spurious'][:, -1], 2)} |"
         )
     lines += [
         "",
@@ -996,9 +952,9 @@ def _rl_section(rec: dict, claims: list[str]) -> list[str]:
         for p in proxies:
             c = curves[p]
             cells += [
-                _f(c["eval/reward"][:, j], 2),
-                _f(c["eval/gold"][:, j], 2),
-                _f(c["eval/kl_sft"][:, j], 1),
+                A.fmt(c["eval/reward"][:, j], 2),
+                A.fmt(c["eval/gold"][:, j], 2),
+                A.fmt(c["eval/kl_sft"][:, j], 1),
             ]
         lines.append(f"| {u} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -1014,7 +970,7 @@ def _rl_section(rec: dict, claims: list[str]) -> list[str]:
         lines.append(
             f"| {LABELS[p]} | "
             + " | ".join(
-                _f(best_within_kl(c["eval/gold"], c["eval/kl_sft"], k), 3) for k in KL_BUDGETS
+                A.fmt(best_within_kl(c["eval/gold"], c["eval/kl_sft"], k), 3) for k in KL_BUDGETS
             )
             + " |"
         )
@@ -1046,12 +1002,12 @@ def _rl_section(rec: dict, claims: list[str]) -> list[str]:
     for which, table in rec["win_rates"].items():
         for name, wr in table.items():
             a, b = name.split("_vs_")
-            m, h = _ci(wr["win"])
+            m, h = A.ci(wr["win"])
             excl = "yes" if (m - h > 0.5 or m + h < 0.5) else "no"
             lines.append(
-                f"| {which} | {LABELS[a]} vs {LABELS[b]} | {_pct(wr['win'])} | "
-                f"{', '.join(f'{x * 100:.1f}' for x in wr['win'])} | {_f(wr[f'gold_{a}'], 2)} | "
-                f"{_f(wr[f'gold_{b}'], 2)} | {excl} |"
+                f"| {which} | {LABELS[a]} vs {LABELS[b]} | {A.pct(wr['win'])} | "
+                f"{', '.join(f'{x * 100:.1f}' for x in wr['win'])} | {A.fmt(wr[f'gold_{a}'], 2)} | "
+                f"{A.fmt(wr[f'gold_{b}'], 2)} | {excl} |"
             )
     if "best_update" in rec:
         lines += [
@@ -1063,13 +1019,13 @@ def _rl_section(rec: dict, claims: list[str]) -> list[str]:
             + ".",
         ]
     lines.append("")
-    plot_rl(rec, os.path.join(_alignment.OUT, "warm_rl.png"))
+    plot_rl(rec, "warm_rl.png")
     lines += ["![WARM RL](alignment/warm_rl.png)", ""]
 
     # claims W6, W7
     peak_s = np.asarray([x[0] for x in stats["single"]])
     peak_w = np.asarray([x[0] for x in stats["warm"]])
-    dpk = _ci(peak_w - peak_s)
+    dpk = A.ci(peak_w - peak_s)
     big = updates[-1] + EVAL_EVERY  # "never" counts as after the end of the run
 
     def drop_of(x):
@@ -1079,20 +1035,20 @@ def _rl_section(rec: dict, claims: list[str]) -> list[str]:
     drop_w = [drop_of(x) for x in stats["warm"]]
     later = sum(dw > ds for dw, ds in zip(drop_w, drop_s, strict=True))
     same = sum(dw == ds for dw, ds in zip(drop_w, drop_s, strict=True))
-    final = _ci(curves["warm"]["eval/gold"][:, -1] - curves["single"]["eval/gold"][:, -1])
+    final = A.ci(curves["warm"]["eval/gold"][:, -1] - curves["single"]["eval/gold"][:, -1])
     sft_s = [big if x is None else x for x in below_sft(updates, curves["single"]["eval/gold"])]
     sft_w = [big if x is None else x for x in below_sft(updates, curves["warm"]["eval/gold"])]
     sft_later = sum(a > b for a, b in zip(sft_w, sft_s, strict=True))
     sft_same = sum(a == b for a, b in zip(sft_w, sft_s, strict=True))
     front = {
-        k: _ci(
+        k: A.ci(
             best_within_kl(curves["warm"]["eval/gold"], curves["warm"]["eval/kl_sft"], k)
             - best_within_kl(curves["single"]["eval/gold"], curves["single"]["eval/kl_sft"], k)
         )
         for k in KL_BUDGETS
     }
     w6_flags = [dpk[0] > 0, np.mean(drop_w) > np.mean(drop_s)]
-    w6 = _verdict(w6_flags)
+    w6 = A.verdict(w6_flags)
     if w6 == "PASS" and dpk[0] <= dpk[1] and later <= seeds / 2:
         w6 = "partial"  # right direction, but neither the peak CI nor most seeds support it
     claims.append(
@@ -1110,7 +1066,7 @@ def _rl_section(rec: dict, claims: list[str]) -> list[str]:
     )
     parts, verdicts = [], []
     for which in ("best", "final"):
-        m, h = _ci(rec["win_rates"][which]["warm_vs_single"]["win"])
+        m, h = A.ci(rec["win_rates"][which]["warm_vs_single"]["win"])
         verdicts.append("PASS" if m - h > 0.5 else ("FAIL" if m <= 0.5 else "partial"))
         parts.append(
             f"{which} policies {m * 100:.1f} ± {h * 100:.1f}% (CI "
@@ -1137,32 +1093,31 @@ def main() -> None:
     parser.add_argument("--summary", action="store_true", help="only print the section")
     parser.add_argument("--w8", action="store_true", help="run only the W8 beta sweep")
     parser.add_argument("--w3", action="store_true", help="run only the W3 diversity pairs")
-    args = parser.parse_args()
+    args = A.quick_parser(parser).parse_args()
+    if args.quick:
+        use_quick(args.quick)
     if not args.summary:
         if args.rl_steps % EVAL_EVERY:
             parser.error(f"--rl-steps must be a multiple of {EVAL_EVERY}")
         start = time.perf_counter()
-        w = _alignment.world()
-        _log(start, f"world built in {w.seconds:.0f} s")
+        w = A.world()
+        A.log(start, f"world built in {w.seconds:.0f} s")
         if args.w3:
             records = {"warm_w3": run_w3(w, args.seeds, start)}
         elif args.w8:
             records = {"warm_w8": run_w8(w, args.seeds, args.rl_steps, start)}
         else:
             acc_rec, clean = run_accuracy(w, args.seeds, start)
-            _alignment.write_record("warm_accuracy", acc_rec)
+            A.write_record("warm_accuracy", acc_rec)
             rl_rec = run_rl(w, clean, args.seeds, args.rl_steps, not args.no_ens, start)
             records = {"warm_rl": rl_rec}
         for name, rec in records.items():
             rec["total_seconds"] = time.perf_counter() - start
-            _alignment.write_record(name, rec)
-        _log(start, "done")
+            A.write_record(name, rec)
+        A.log(start, "done")
     text = summary()
     if not args.summary:
-        os.makedirs(RESULTS, exist_ok=True)
-        with open(MD, "w") as f:
-            f.write(text)
-        print(f"wrote {MD}")
+        print(f"wrote {A.write_section('alignment_warm.md', text)}")
     print(text)
 
 

@@ -2,6 +2,8 @@
 
     python -m benchmarks.alignment_warp --seeds 3 --steps 400
     python -m benchmarks.alignment_warp --summary   # rebuild results/alignment_warp.md + PNGs
+    python -m benchmarks.alignment_warp --quick /tmp/q --seeds 1 --steps 10 --eval-every 5 \
+        --eval-prompts 16 --batch 4 --warp-steps 5 5          # smoke run
 
 Reward: the single proxy RM ``_alignment.proxy(world)`` (as in the paper); the gold reward is always
 reported next to it. Every evaluation is ``policy_gradient.evaluate`` on the first
@@ -15,10 +17,10 @@ reported next to it. Every evaluation is ``policy_gradient.evaluate`` on the fir
    (the anchor starts at ``theta_sft`` and ``(1 - 0) a + 0 b = a`` exactly). Each evaluation row
    evaluates the policy and its anchor on the same prompts and key (P2: ``theta_ema`` vs ``theta``).
 2. **P3 / P4**: EMA runs ``(0, 1), (2, 3), ..`` (differing only in seed) -> ``warp.slerp`` and
-   ``warp.lerp`` over ``lambda``, full-weight SLERP (``init = 0``), ``warp.task_vector_cosines``.
-3. **P5**: ``warp.liti(sft, slerp_0.5, eta)`` over ``eta`` against the two runs' RL trajectories.
+   ``core.tree.lerp`` over ``lambda``, full-weight SLERP (``init = 0``), ``warp.task_vector_cosines``.
+3. **P5**: ``core.tree.lerp(sft, slerp_0.5, eta)`` (LITI) over ``eta`` against the two runs' RL trajectories.
 4. **P6**: ``warp.slerp_uniform`` (eq. 26) of ``M`` in {1, 2, 3, 4} of the EMA runs (``P6_DRAWS``
-   random subsets in random order per ``M``), then the LITI front ``warp.liti(sft, merge, eta)`` over
+   random subsets in random order per ``M``), then the LITI front ``lerp(sft, merge, eta)`` over
    ``eta``; and the same 4 runs merged in ``P6_DRAWS`` orders (the merge-order spread).
 5. **P7**: ``warp.run_warp`` (``--warp-steps``, ``M = 2``, ``eta = 0.3``): per-iteration LITI fronts.
 
@@ -43,13 +45,11 @@ The record is ``results/alignment/warp.json``; ``summary()`` returns the markdow
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
 
 from benchmarks import _alignment as A
-from benchmarks._common import RESULTS
 
 NAME = "warp"
 ALT_NAME = "warp_lr1e-3"  # the same benchmark at the library's default lr (collapse regime)
@@ -71,21 +71,8 @@ def _label(beta: float, mu: float) -> str:
 # ----------------------------------------------------------------------------- front geometry
 
 
-def hypervolume(kl, reward, ref_kl: float, ref_reward: float) -> float:
-    """Dominated area in the (-KL, reward) plane w.r.t. ``(ref_kl, ref_reward)`` (module doc)."""
-    kl = np.asarray(kl, np.float64).ravel()
-    r = np.asarray(reward, np.float64).ravel()
-    ok = np.isfinite(kl) & np.isfinite(r) & (kl <= ref_kl) & (r > ref_reward)
-    if not ok.any():
-        return 0.0
-    order = np.argsort(np.maximum(kl[ok], 0.0))
-    k, best = np.maximum(kl[ok], 0.0)[order], np.maximum.accumulate(r[ok][order])
-    widths = np.diff(np.append(k, ref_kl))
-    return float(np.sum(widths * (best - ref_reward)))
-
-
 def hypervolume_interp(kl, reward, ref_kl: float, ref_reward: float, num: int = 2001) -> float:
-    """:func:`hypervolume` of a trajectory whose front is linearly interpolated between its points
+    """``_alignment.hypervolume`` of a trajectory whose front is linearly interpolated between its points
     (the policy moves continuously between two evaluations; a point beyond ``ref_kl`` still shapes
     the segment that crosses it): ``integral_0^ref_kl max(0, f(k) - ref_reward) dk`` with ``f`` the
     running-max front, interpolated, held flat after the last point and 0 before the first."""
@@ -132,42 +119,32 @@ def chord_checks(eta, kl, reward) -> tuple[int, int, int]:
 # ----------------------------------------------------------------------------- the runs
 
 
-def _log(start: float, msg: str) -> None:
-    print(f"[{time.perf_counter() - start:7.1f} s] {msg}", flush=True)
-
-
-def _host(d: dict) -> dict:
-    return {k: np.asarray(v) for k, v in d.items()}
-
-
 def run(args) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from purerl.alignment import loop, warp
     from purerl.alignment import policy_gradient as pg
+    from purerl.alignment import warp
+    from purerl.core.tree import lerp
 
     t0 = time.perf_counter()
     timings = {}
     w = A.world()
     timings["world_s"] = w.seconds
-    _log(t0, f"world built ({w.seconds:.1f} s)")
+    A.log(t0, f"world built ({w.seconds:.1f} s)")
     t = time.perf_counter()
     proxy = A.proxy(w)
     jax.block_until_ready(proxy)
     timings["proxy_s"] = time.perf_counter() - t
-    _log(t0, f"proxy RM trained ({timings['proxy_s']:.1f} s)")
+    A.log(t0, f"proxy RM trained ({timings['proxy_s']:.1f} s)")
     reward_fn = A.rm_reward_fn(w, proxy)
     prompts = np.asarray(w.eval_prompts[: args.eval_prompts])
-    base = pg.RLConfig(
-        beta=EMA_BETA,
-        anchor="ema",
-        ema_rate=EMA_MU,
-        batch_size=args.batch,
-        num_samples=args.samples,
-        learning_rate=args.lr,
-        log_kl_sft=False,
-    )
+
+    def rl_config(beta, mu):  # mu = 0: the SFT anchor (the anchor never moves)
+        return pg.RLConfig(beta=beta, anchor="ema", ema_rate=mu, batch_size=args.batch,
+                           num_samples=args.samples, learning_rate=args.lr, log_kl_sft=False)  # fmt: skip
+
+    base = rl_config(EMA_BETA, EMA_MU)
     eval_key = jax.random.key(EVAL_SEED)
 
     @jax.jit
@@ -178,7 +155,7 @@ def run(args) -> dict:
         return {k: float(v) for k, v in evaluate(params).items()}
 
     sft_eval = crn(w.sft)
-    _log(t0, f"SFT: {sft_eval}")
+    A.log(t0, f"SFT: {sft_eval}")
 
     # ---------------------------------------------------------------- P1 / P2: one compile
     seeds = args.seeds
@@ -188,18 +165,9 @@ def run(args) -> dict:
     mus = jnp.asarray([r[1] for r in rows], jnp.float32)
     base_key = jax.random.key(args.seed)
     keys = jax.vmap(lambda s: jax.random.fold_in(base_key, s))(jnp.asarray([r[2] for r in rows]))
-    loop_config = loop.LoopConfig(num_updates=args.steps, eval_every=args.eval_every)
 
-    def one(key, beta, mu):
-        cfg = pg.RLConfig(
-            beta=beta,
-            anchor="ema",
-            ema_rate=mu,
-            batch_size=args.batch,
-            num_samples=args.samples,
-            learning_rate=args.lr,
-            log_kl_sft=False,
-        )
+    def make(beta, mu):
+        cfg = rl_config(beta, mu)
         algo = pg.make(cfg, w.lm_config, w.task, reward_fn)
         ev = pg.make_evaluate(cfg, w.lm_config, w.task, reward_fn, prompts=prompts)
 
@@ -209,18 +177,14 @@ def run(args) -> dict:
             out.update({"anchor/" + name.split("/", 1)[1]: v for name, v in anchor.items()})
             return out
 
-        return loop.make_train(algo, loop_config, evaluate_both)(key, w.sft, w.sft)
+        return algo, evaluate_both
 
-    t = time.perf_counter()
-    compiled = jax.jit(jax.vmap(one)).lower(keys, betas, mus).compile()
-    timings["p1_compile_s"] = time.perf_counter() - t
-    _log(t0, f"P1 sweep compiled ({timings['p1_compile_s']:.1f} s), running {len(rows)} runs")
-    t = time.perf_counter()
-    states, metrics = compiled(keys, betas, mus)
-    jax.block_until_ready(metrics)
-    timings["p1_run_s"] = time.perf_counter() - t
-    _log(t0, f"P1 sweep ran {len(rows)} x {args.steps} updates ({timings['p1_run_s']:.1f} s)")
-    metrics = _host(metrics)
+    desc = f"P1 sweep, {len(rows)} runs x {args.steps} updates"
+    config = A.loop_config(args.steps, args.eval_every)
+    (states, metrics), timings["p1_compile_s"], timings["p1_run_s"] = A.rl_runs(
+        desc, make, keys, (betas, mus), (w.sft, w.sft), config
+    )
+    metrics = A.host(metrics)
 
     p1 = {}
     for beta, mu in [(b, 0.0) for b in SFT_BETAS] + [(EMA_BETA, EMA_MU)]:
@@ -237,7 +201,7 @@ def run(args) -> dict:
         }
     for name, entry in p1.items():
         last = {k: float(np.mean(v[:, -1])) for k, v in entry["metrics"].items() if "eval/" in k}
-        _log(t0, f"  {name}: final {last}")
+        A.log(t0, f"  {name}: final {last}")
 
     # P2 at the end, on the common key: theta vs theta_ema of every EMA run.
     t = time.perf_counter()
@@ -280,7 +244,7 @@ def run(args) -> dict:
         }
         for lam in LAMBDAS:
             s = warp.slerp(w.sft, th1, th2, lam)
-            li = warp.lerp(th1, th2, lam)
+            li = lerp(th1, th2, lam)
             sw = warp.slerp(zeros, th1, th2, lam)  # mergekit-style SLERP of full weights
             entry["slerp"].append(crn(s))
             entry["lerp"].append(crn(li))
@@ -289,10 +253,10 @@ def run(args) -> dict:
             entry["dist_wslerp_lerp"].append(float(np.linalg.norm(flat(sw) - flat(li))))
         merged = warp.slerp(w.sft, th1, th2, 0.5)
         entry["eta"] = list(ETAS)
-        entry["liti"] = [crn(warp.liti(w.sft, merged, eta)) for eta in ETAS]
+        entry["liti"] = [crn(lerp(w.sft, merged, eta)) for eta in ETAS]
         pairs.append(entry)
         s5, l5 = entry["slerp"][2], entry["lerp"][2]
-        _log(
+        A.log(
             t0,
             f"  pair {j}: cos(task) median |.| "
             f"{np.median(np.abs(list(entry['cos_task_leaf'].values()))):.3f}, "
@@ -301,7 +265,7 @@ def run(args) -> dict:
             f"ends r={entry['slerp'][0]['eval/reward']:.3f}/{entry['slerp'][-1]['eval/reward']:.3f}",
         )
     timings["merges_s"] = time.perf_counter() - t
-    _log(t0, f"P2-P5 evaluations done ({timings['merges_s']:.1f} s)")
+    A.log(t0, f"P2-P5 evaluations done ({timings['merges_s']:.1f} s)")
 
     # ---------------------------------------------------------------- P6: more runs merged
     t = time.perf_counter()
@@ -310,7 +274,7 @@ def run(args) -> dict:
 
     def liti_front(runs: list[int]) -> list[dict]:
         merged = warp.slerp_uniform(w.sft, A.stack_trees([final[i] for i in runs]))
-        return [crn(warp.liti(w.sft, merged, eta)) for eta in ETAS]
+        return [crn(lerp(w.sft, merged, eta)) for eta in ETAS]
 
     p6 = {"m": ms, "eta": list(ETAS), "subsets": {}, "orders": []}
     for m in ms:
@@ -324,13 +288,13 @@ def run(args) -> dict:
             )
             for e in p6["subsets"][str(m)]
         ]
-        _log(t0, f"  P6 M={m}: runs {draws}, HV_proxy {np.round(hvs, 2)}")
+        A.log(t0, f"  P6 M={m}: runs {draws}, HV_proxy {np.round(hvs, 2)}")
     m_max = max(ms)
     for o in range(P6_DRAWS if m_max > 1 else 0):
         order = [(o + k) % m_max for k in range(m_max)]  # rotations of runs 0 .. M-1
         p6["orders"].append({"runs": order, "liti": liti_front(order)})
     timings["p6_s"] = time.perf_counter() - t
-    _log(t0, f"P6 merges of M in {ms} runs done ({timings['p6_s']:.1f} s)")
+    A.log(t0, f"P6 merges of M in {ms} runs done ({timings['p6_s']:.1f} s)")
 
     # ---------------------------------------------------------------- P7: iterated WARP
     t = time.perf_counter()
@@ -359,10 +323,10 @@ def run(args) -> dict:
         "num_runs": 2,
         "liti_eta": 0.3,
         "eta": list(ETAS),
-        "iteration_fronts": [_host(f) for f in result.iteration_fronts],
-        "front": _host(result.front),
+        "iteration_fronts": [A.host(f) for f in result.iteration_fronts],
+        "front": A.host(result.front),
         "run_metrics": [
-            {k: v for k, v in _host(m).items() if k.startswith(("eval/", "loop/"))}
+            {k: v for k, v in A.host(m).items() if k.startswith(("eval/", "loop/"))}
             for m in result.run_metrics
         ],
         # the shared SFT point on run_warp's own key (its fronts use result.eval_key)
@@ -374,12 +338,12 @@ def run(args) -> dict:
         },
     }
     for i, f in enumerate(result.iteration_fronts):
-        _log(
+        A.log(
             t0,
             f"  WARP iteration {i + 1}: front r={np.round(np.asarray(f['eval/reward']), 3)} "
             f"kl={np.round(np.asarray(f['eval/kl_sft']), 2)}",
         )
-    _log(t0, f"P7 run_warp {args.warp_steps} done ({timings['warp_s']:.1f} s)")
+    A.log(t0, f"P7 run_warp {args.warp_steps} done ({timings['warp_s']:.1f} s)")
     timings["total_s"] = time.perf_counter() - t0
 
     return {
@@ -415,30 +379,13 @@ def run(args) -> dict:
 # ----------------------------------------------------------------------------- the summary
 
 
-def _ci(values, precision: int = 3) -> str:
-    values = np.asarray(values, np.float64)
-    if values.size == 1:
-        return f"{float(values[0]):.{precision}f}"
-    return A.fmt(values, precision)
-
-
 def _hv(kl, r, ref):
-    return hypervolume(kl, r, KL_REF, ref)
-
-
-def _verdict(checks: list[bool]) -> str:
-    if all(checks):
-        return "PASS"
-    return "partial" if any(checks) else "FAIL"
+    return A.hypervolume(kl, r, KL_REF, ref)
 
 
 def _plots(rec: dict) -> list[str]:
-    import matplotlib
+    plt = A.pyplot()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(A.OUT, exist_ok=True)
     names = []
     sft = rec["sft"]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -469,9 +416,7 @@ def _plots(rec: dict) -> list[str]:
         ax.set_ylabel(title)
         ax.set_title(f"P1: {title} vs KL (mean over seeds)")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(A.OUT, "warp_p1.png"), dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, "warp_p1.png", 110)
     names.append("warp_p1.png")
 
     # P3: SLERP vs LERP over lambda.
@@ -490,9 +435,7 @@ def _plots(rec: dict) -> list[str]:
         ax.set_xlabel("λ")
         ax.set_title(f"P3: {title} (mean, 95% CI over pairs)", fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(A.OUT, "warp_slerp.png"), dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, "warp_slerp.png", 110)
     names.append("warp_slerp.png")
 
     # P5 / P7: LITI fronts per iteration, the final front, the EMA RL trajectory, the P5 fronts.
@@ -532,9 +475,7 @@ def _plots(rec: dict) -> list[str]:
     axes[0].set_title("P5/P7: LITI fronts, proxy reward")
     axes[1].set_title("P5/P7: LITI fronts, gold reward")
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(os.path.join(A.OUT, "warp_fronts.png"), dpi=110)
-    plt.close(fig)
+    A.save_figure(fig, "warp_fronts.png", 110)
     names.append("warp_fronts.png")
 
     # P6: LITI fronts of uniform SLERPs of M runs (mean over the subsets of each M).
@@ -551,9 +492,7 @@ def _plots(rec: dict) -> list[str]:
         axes[0].set_title("P6: LITI(sft, SLERP of M runs), proxy (mean over subsets)", fontsize=9)
         axes[1].set_title("P6: gold reward", fontsize=9)
         axes[0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(os.path.join(A.OUT, "warp_p6.png"), dpi=110)
-        plt.close(fig)
+        A.save_figure(fig, "warp_p6.png", 110)
         names.append("warp_p6.png")
     return names
 
@@ -618,8 +557,8 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         gm, klm = g.mean(0), kl.mean(0)
         peak = int(np.argmax(gm))
         out.append(
-            f"| {label} | {_ci(r[:, -1])} | {_ci(g[:, -1])} | {_ci(kl[:, -1], 2)} | "
-            f"{gm[peak]:.3f} ({klm[peak]:.2f}) | {_ci(hv_p, 2)} | {_ci(hv_g, 2)} | {_ci(hv_i, 2)} | "
+            f"| {label} | {A.fmt(r[:, -1])} | {A.fmt(g[:, -1])} | {A.fmt(kl[:, -1], 2)} | "
+            f"{gm[peak]:.3f} ({klm[peak]:.2f}) | {A.fmt(hv_p, 2)} | {A.fmt(hv_g, 2)} | {A.fmt(hv_i, 2)} | "
             f"{sat[label]:.2f} |"
         )
         if peak < len(gm) - 1 and gm[-1] < gm[peak] - 0.05 and rm[-1] > rm[peak] + 0.05:
@@ -700,13 +639,13 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         "",
         "| weights | final proxy | final gold | final KL | HV_proxy (trajectory) | HV_gold (trajectory) |",
         "|---|---|---|---|---|---|",
-        f"| policy θ | {_ci(col(pol, 'eval/reward'))} | {_ci(col(pol, 'eval/gold'))} | "
-        f"{_ci(col(pol, 'eval/kl_sft'), 2)} | {_ci(hv_pol, 2)} | {_ci(hv_pol_g, 2)} |",
-        f"| EMA θ_ema | {_ci(col(anc, 'eval/reward'))} | {_ci(col(anc, 'eval/gold'))} | "
-        f"{_ci(col(anc, 'eval/kl_sft'), 2)} | {_ci(hv_anc, 2)} | {_ci(hv_anc_g, 2)} |",
+        f"| policy θ | {A.fmt(col(pol, 'eval/reward'))} | {A.fmt(col(pol, 'eval/gold'))} | "
+        f"{A.fmt(col(pol, 'eval/kl_sft'), 2)} | {A.fmt(hv_pol, 2)} | {A.fmt(hv_pol_g, 2)} |",
+        f"| EMA θ_ema | {A.fmt(col(anc, 'eval/reward'))} | {A.fmt(col(anc, 'eval/gold'))} | "
+        f"{A.fmt(col(anc, 'eval/kl_sft'), 2)} | {A.fmt(hv_anc, 2)} | {A.fmt(hv_anc_g, 2)} |",
         "",
         f"Final θ_ema's proxy reward minus the policy trajectory's front (max reward at KL ≤ k, "
-        f"linearly interpolated) at θ_ema's KL: {_ci(gaps)} (> 0: θ_ema lies above the policy's "
+        f"linearly interpolated) at θ_ema's KL: {A.fmt(gaps)} (> 0: θ_ema lies above the policy's "
         "front).",
         "",
     ]
@@ -735,10 +674,10 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
     ]
     for i, lv in enumerate(lam):
         out.append(
-            f"| {lv:g} | {_ci(at('slerp', i, 'eval/reward'))} | {_ci(at('lerp', i, 'eval/reward'))} | "
-            f"{_ci(at('slerp_weights', i, 'eval/reward'))} | {_ci(at('slerp', i, 'eval/gold'))} | "
-            f"{_ci(at('lerp', i, 'eval/gold'))} | {_ci(at('slerp', i, 'eval/kl_sft'), 2)} | "
-            f"{_ci(at('lerp', i, 'eval/kl_sft'), 2)} |"
+            f"| {lv:g} | {A.fmt(at('slerp', i, 'eval/reward'))} | {A.fmt(at('lerp', i, 'eval/reward'))} | "
+            f"{A.fmt(at('slerp_weights', i, 'eval/reward'))} | {A.fmt(at('slerp', i, 'eval/gold'))} | "
+            f"{A.fmt(at('lerp', i, 'eval/gold'))} | {A.fmt(at('slerp', i, 'eval/kl_sft'), 2)} | "
+            f"{A.fmt(at('lerp', i, 'eval/kl_sft'), 2)} |"
         )
     s5, l5 = at("slerp", i5, "eval/reward"), at("lerp", i5, "eval/reward")
     ends = np.maximum(at("slerp", 0, "eval/reward"), at("slerp", len(lam) - 1, "eval/reward"))
@@ -773,14 +712,14 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         "",
         "| quantity | value (mean ± CI over pairs) |",
         "|---|---|",
-        f"| median over leaves of \\|cos(δ₁, δ₂)\\| (task vectors, per leaf) | {_ci(med_task)} |",
-        f"| cos(δ₁, δ₂) of the whole flattened task vectors | {_ci(g_task)} |",
-        f"| median over leaves of cos(θ₁, θ₂) (full weights) | {_ci(med_full, 4)} |",
-        f"| cos(θ₁, θ₂) whole model | {_ci(g_full, 4)} |",
-        f"| \\|δ₁\\|, \\|δ₂\\| | {_ci(norms[:, 0])}, {_ci(norms[:, 1])} |",
-        f"| ‖SLERP_weights − LERP‖ / ‖SLERP_task − LERP‖ at λ = 0.5 | {_ci(d_w / d_t)} |",
+        f"| median over leaves of \\|cos(δ₁, δ₂)\\| (task vectors, per leaf) | {A.fmt(med_task)} |",
+        f"| cos(δ₁, δ₂) of the whole flattened task vectors | {A.fmt(g_task)} |",
+        f"| median over leaves of cos(θ₁, θ₂) (full weights) | {A.fmt(med_full, 4)} |",
+        f"| cos(θ₁, θ₂) whole model | {A.fmt(g_full, 4)} |",
+        f"| \\|δ₁\\|, \\|δ₂\\| | {A.fmt(norms[:, 0])}, {A.fmt(norms[:, 1])} |",
+        f"| ‖SLERP_weights − LERP‖ / ‖SLERP_task − LERP‖ at λ = 0.5 | {A.fmt(d_w / d_t)} |",
         f"| proxy at λ = 0.5: SLERP_weights − LERP (vs SLERP_task − LERP) | "
-        f"{_ci(r_w - l5)} (vs {_ci(s5 - l5)}) |",
+        f"{A.fmt(r_w - l5)} (vs {A.fmt(s5 - l5)}) |",
         "",
     ]
     p4_checks = [
@@ -823,14 +762,14 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
     ]
     for i, e in enumerate(eta):
         out.append(
-            f"| {e:g} | {_ci(at('liti', i, 'eval/reward'))} | {_ci(at('liti', i, 'eval/gold'))} | "
-            f"{_ci(at('liti', i, 'eval/kl_sft'), 2)} |"
+            f"| {e:g} | {A.fmt(at('liti', i, 'eval/reward'))} | {A.fmt(at('liti', i, 'eval/gold'))} | "
+            f"{A.fmt(at('liti', i, 'eval/kl_sft'), 2)} |"
         )
     out += [
         "",
-        f"HV_proxy: LITI front {_ci(hv_liti, 2)} vs the better of the pair's two RL trajectories "
-        f"{_ci(hv_traj, 2)} (LITI higher in {sum(a > b for a, b in zip(hv_liti, hv_traj, strict=True))}"
-        f"/{len(pairs)} pairs); HV_gold: {_ci(hv_liti_g, 2)} vs {_ci(hv_traj_g, 2)}. "
+        f"HV_proxy: LITI front {A.fmt(hv_liti, 2)} vs the better of the pair's two RL trajectories "
+        f"{A.fmt(hv_traj, 2)} (LITI higher in {sum(a > b for a, b in zip(hv_liti, hv_traj, strict=True))}"
+        f"/{len(pairs)} pairs); HV_gold: {A.fmt(hv_liti_g, 2)} vs {A.fmt(hv_traj_g, 2)}. "
         f"Interior η with proxy reward on/above the chord between η = 0 and 1 (concave-like): "
         f"{conc}/{n_inner}; with KL on/below its chord (convex-like): {conv}/{n_inner}. "
         f"For comparison, the first WARP iteration of P7 (T = {rec['p7']['steps'][0]} per run, one "
@@ -870,8 +809,8 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
             hg = [hv_of(e["liti"], "eval/gold", g0) for e in es]
             end = lambda k, es=es: [e["liti"][-1][k] for e in es]  # noqa: E731
             out.append(
-                f"| {m} | {_ci(hv6[m], 2)} | {_ci(hg, 2)} | {_ci(end('eval/reward'))} | "
-                f"{_ci(end('eval/gold'))} | {_ci(end('eval/kl_sft'), 2)} |"
+                f"| {m} | {A.fmt(hv6[m], 2)} | {A.fmt(hg, 2)} | {A.fmt(end('eval/reward'))} | "
+                f"{A.fmt(end('eval/gold'))} | {A.fmt(end('eval/kl_sft'), 2)} |"
             )
         means = [float(hv6[m].mean()) for m in p6["m"]]
         increasing = bool(np.all(np.diff(means) > 0))
@@ -889,7 +828,7 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         ]
         p6_checks = [increasing, small]
         p6_line = (
-            f"- **P6 {_verdict(p6_checks)}**: HV_proxy increases with M: "
+            f"- **P6 {A.verdict(p6_checks)}**: HV_proxy increases with M: "
             f"{'yes' if increasing else 'no'} ({', '.join(f'M={m} {x:.2f}' for m, x in zip(p6['m'], means, strict=True))}); "
             f"merge-order SD small (≤ the SD over subsets of the same M): "
             f"{'yes' if small else 'no'} ({sd_order:.3f} vs {sd_subset:.3f})."
@@ -950,8 +889,8 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         + "; ".join(gap_lines)
         + f". Max proxy per iteration increments: {', '.join(f'{x:+.3f}' for x in inc)}. "
         f"For reference (P1, same HV definition): HV_proxy of the EMA-anchor RL trajectories "
-        f"{_ci(hv[ema_label][0], 2)}, of the best SFT-anchor β "
-        f"{max(hv[k][0].mean() for k in sft_labels):.2f}; HV_gold {_ci(hv[ema_label][1], 2)} and "
+        f"{A.fmt(hv[ema_label][0], 2)}, of the best SFT-anchor β "
+        f"{max(hv[k][0].mean() for k in sft_labels):.2f}; HV_gold {A.fmt(hv[ema_label][1], 2)} and "
         f"{max(hv[k][1].mean() for k in sft_labels):.2f}.",
         "",
     ]
@@ -966,7 +905,7 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
 
     n_body = len(out)
     out += [
-        f"- **P1 {_verdict([ema_best, explodes, saturates])}"
+        f"- **P1 {A.verdict([ema_best, explodes, saturates])}"
         f"{' (by the means; the step-HV CIs overlap)' if ema_best and not separated else ''}**: HV_proxy highest for the EMA "
         f"anchor: {'yes' if ema_best else 'no'} ({', '.join(fmt_hv(k) for k in rec['p1'])}; "
         f"95% CIs separated from every SFT β: {'yes' if separated else 'no'}); interpolated "
@@ -978,23 +917,23 @@ def _report(rec: dict) -> tuple[list[str], list[str], list[str]]:
         f"({final_kl[b0]:.2f} nats; final KL of every run: "
         f"{', '.join(f'{k} {v:.2f}' for k, v in final_kl.items())}); SFT β = 0.1 saturates (second-half share "
         f"{sat[b01]:.2f} < 0.2): {'yes' if saturates else 'no'}.",
-        f"- **P2 {_verdict(p2_pass)}{' (a tie)' if p2_tie and all(p2_pass) else ''}**: trajectory HV_proxy θ_ema {np.mean(hv_anc):.2f} vs θ "
-        f"{np.mean(hv_pol):.2f} (paired difference {_ci(hv_diff, 2)}"
+        f"- **P2 {A.verdict(p2_pass)}{' (a tie)' if p2_tie and all(p2_pass) else ''}**: trajectory HV_proxy θ_ema {np.mean(hv_anc):.2f} vs θ "
+        f"{np.mean(hv_pol):.2f} (paired difference {A.fmt(hv_diff, 2)}"
         f"{': a tie within the 95% CI' if p2_tie else ''}); final θ_ema above the policy's front by {np.nanmean(gaps):+.3f} "
         "proxy at equal KL.",
-        f"- **P3 {_verdict(p3_checks)}**: at λ = 0.5 SLERP − max(ends) {np.mean(s5 - ends):+.3f}, "
+        f"- **P3 {A.verdict(p3_checks)}**: at λ = 0.5 SLERP − max(ends) {np.mean(s5 - ends):+.3f}, "
         f"SLERP − LERP {np.mean(s5 - l5):+.3f}, KL(SLERP) − KL(LERP) {np.mean(ks5 - kl5):+.2f} nats "
         f"(means over {len(pairs)} pairs).",
-        f"- **P4 {_verdict(p4_checks) if p4_checks[0] else 'FAIL'}**: median \\|cos δ\\| {np.mean(med_task):.3f} (criterion "
+        f"- **P4 {A.verdict(p4_checks) if p4_checks[0] else 'FAIL'}**: median \\|cos δ\\| {np.mean(med_task):.3f} (criterion "
         f"< 0.3), median cos θ {np.mean(med_full):.4f} (> 0.99); SLERP of full weights ≈ "
         f"LERP: proxy difference {np.mean(r_w - l5):+.3f} vs task-vector SLERP's "
         f"{np.mean(s5 - l5):+.3f} (≈ if at most half), parameter distance ratio "
         f"{np.mean(d_w / d_t):.2f}.",
-        f"- **P5 {_verdict(p5_checks) if p5_checks[0] else 'FAIL'}**: HV_proxy LITI {np.mean(hv_liti):.2f} vs RL trajectory "
+        f"- **P5 {A.verdict(p5_checks) if p5_checks[0] else 'FAIL'}**: HV_proxy LITI {np.mean(hv_liti):.2f} vs RL trajectory "
         f"{np.mean(hv_traj):.2f}; reward concave-like at {conc}/{n_inner} interior η, KL convex-like "
         f"at {conv}/{n_inner}.",
         *([p6_line] if p6_line else []),
-        f"- **P7 {_verdict(p7_checks)}**: front(i+1) ≥ front(i) (gaps ≥ −{sd_r:.3f}, the "
+        f"- **P7 {A.verdict(p7_checks)}**: front(i+1) ≥ front(i) (gaps ≥ −{sd_r:.3f}, the "
         f"noise SD, and a higher max reward): {'yes' if monotone else 'no'} "
         f"(gaps {', '.join(f'{x:+.3f}' for x in gaps7)}; HV_proxy per iteration "
         f"{', '.join(f'{x:.2f}' for x in hv7[: len(fronts)])}, final front {hv7[-1]:.2f}); "
@@ -1048,8 +987,7 @@ def summary() -> str:
     names = _plots(rec)
     out += [""] + [f"![{n[:-4]}](alignment/{n})" for n in names] + [""]
     text = "\n".join(out) + "\n"
-    with open(os.path.join(RESULTS, "alignment_warp.md"), "w") as f:
-        f.write(text)
+    A.write_section("alignment_warp.md", text)
     return text
 
 
@@ -1066,7 +1004,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=NAME, help="record name under results/alignment/")
     parser.add_argument("--summary", action="store_true", help="only rebuild the markdown")
-    args = parser.parse_args()
+    args = A.quick_parser(parser).parse_args()
+    if args.quick:
+        A.use_quick_world(args.quick)
     if not args.summary:
         A.write_record(args.name, run(args))
     print(summary())

@@ -639,105 +639,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------
-# purerl align: the toy RLHF pipeline (pretrain -> SFT -> preferences -> WARM reward models).
+# purerl align: the toy RLHF pipeline of alignment.pipeline (pretrain -> SFT -> preferences -> WARM
+# reward models -> RL); here only its flags and its printing.
 
 
-def _tree_arrays(prefix: str, tree: Any) -> dict[str, Any]:
-    """``{"prefix/a/b": array}`` for the leaves of a pytree (dict keys, attribute names, indices)."""
-    import jax
-    import numpy as np
-
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        parts = [str(getattr(p, "key", getattr(p, "name", getattr(p, "idx", p)))) for p in path]
-        out["/".join([prefix, *parts])] = np.asarray(leaf)
-    return out
-
-
-def _align_policy_stage(args: argparse.Namespace, context: dict[str, Any]) -> dict | None:
-    """The policy stage of ``purerl align``: REINFORCE / RLOO of the SFT policy against a proxy
-    (``--rl-proxy``: the WARM weight average ``wa``, the prediction ensemble ``ens`` or the single
-    reward model ``member0``) with a KL penalty to the SFT or EMA anchor (``alignment.
-    policy_gradient``, WARP Alg. 1 inner loop), one compiled ``alignment.loop`` run.
-
-    ``context`` holds ``key``, ``task``, ``lm_config``, ``sft_params``, ``rm_params`` (the M
-    members, stacked), ``wa_params``, ``rl_config`` and ``out``. Every ``--rl-eval-every`` updates
-    the policy is evaluated on 256 held-out prompts: proxy reward, gold reward, KL to SFT (analytic)
-    and the count of the spurious token (the feature a hacked proxy rewards). At the end the gold
-    win rate of the policy against the SFT policy (one sample each per prompt, ties 1/2). Returns a
-    JSON-able summary (stored under ``"policy"`` in summary.json), or ``None`` with
-    ``--rl-steps 0``.
-    """
-    if args.rl_steps == 0:
-        return None
-    import jax
-    import numpy as np
-
-    from purerl.alignment import lm, loop, reward_model, tasks, warm
-    from purerl.alignment import policy_gradient as pg
-
-    task, lm_config = context["task"], context["lm_config"]
-    sft_params, config = context["sft_params"], context["rl_config"]
-    if args.rl_proxy == "wa":
-        proxy = context["wa_params"]
-        reward_fn = lambda t, m: reward_model.reward(lm_config, proxy, t, m)  # noqa: E731
-    elif args.rl_proxy == "member0":
-        proxy = jax.tree.map(lambda x: x[0], context["rm_params"])
-        reward_fn = lambda t, m: reward_model.reward(lm_config, proxy, t, m)  # noqa: E731
-    else:
-        members = context["rm_params"]
-        reward_fn = lambda t, m: warm.ensemble(  # noqa: E731
-            lambda p, t, m: reward_model.reward(lm_config, p, t, m), members, t, m
-        )
-    prompt_key, train_key, win_key = jax.random.split(context["key"], 3)
-    prompts = tasks.sample_prompts(prompt_key, task, 256)
-    algo = pg.make(config, lm_config, task, reward_fn)
-    evaluate_fn = pg.make_evaluate(config, lm_config, task, reward_fn, prompts=prompts)
-    every = min(args.rl_eval_every, args.rl_steps)
-    loop_config = loop.LoopConfig(num_updates=args.rl_steps, eval_every=every)
-    start = time.perf_counter()
-    state, rows = jax.block_until_ready(
-        jax.jit(loop.make_train(algo, loop_config, evaluate_fn))(train_key, sft_params)
-    )
-    seconds = time.perf_counter() - start
-    rows = {k: np.asarray(v) for k, v in rows.items()}
-    # row 0 evaluates the SFT policy before any update: its update metrics are NaN by design
-    finite = [np.isfinite(v if k.startswith("eval/") else v[1:]).all() for k, v in rows.items()]
-    if not all(finite):
-        raise UsageError(
-            "non-finite metrics in the RL stage (try a smaller --rl-set learning_rate)"
-        )
-
-    def gold_of(params, k):
-        s = lm.sample(lm_config, params, prompts, k, task.response_len, config.temperature,
-                      eos_id=tasks.EOS_ID, pad_id=tasks.PAD_ID)  # fmt: skip
-        return np.asarray(tasks.sequence_gold_reward(s.tokens, s.mask, task))
-
-    k_policy, k_sft = jax.random.split(win_key)
-    g_policy, g_sft = gold_of(state.params, k_policy), gold_of(sft_params, k_sft)
-    keys = ("eval/reward", "eval/gold", "eval/kl_sft", "eval/spurious", "eval/length")
-    return {
-        "proxy": args.rl_proxy,
-        "rl_config": dataclasses.asdict(config),
-        "steps": args.rl_steps,
-        "curve": {"updates": rows["loop/updates"].tolist(), **{k: rows[k].tolist() for k in keys}},
-        "gold_win_rate_vs_sft": float(np.mean((g_policy > g_sft) + 0.5 * (g_policy == g_sft))),
-        "wall_time_s": seconds,
-        "params": state.params,
-    }
-
-
-def _md_table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def cmd_align(args: argparse.Namespace) -> int:
-    import jax
-    import numpy as np
-
-    from purerl.alignment import lm, pretrain, reward_model, tasks, warm
+def _align_config(args: argparse.Namespace):
+    """The ``alignment.pipeline.PipelineConfig`` of the flags (``UsageError`` naming the flag)."""
+    from purerl.alignment import lm, pipeline, reward_model, tasks, warm
     from purerl.alignment import policy_gradient as pg
 
     for flag in ("rms", "pretrain_steps", "sft_steps", "rm_steps", "batch_size", "pairs"):
@@ -762,11 +670,9 @@ def cmd_align(args: argparse.Namespace) -> int:
         raise UsageError("--baklava keeps 2 SFT checkpoints; it needs --sft-steps >= 2")
     try:
         task = tasks.TaskConfig(**parse_overrides(tasks.TaskConfig, args.task_set, "--task-set"))
-        lm_given = {"vocab_size": task.vocab_size, "max_len": task.seq_len}
-        lm_given.update(d_model=32, num_heads=2, num_layers=2)  # small default trunk
-        lm_given.update(parse_overrides(lm.LMConfig, args.lm_set, "--lm-set"))
-        lm_config = lm.LMConfig(**lm_given)
-        pretrain.check_configs("purerl align", lm_config, task)
+        lm_config = pipeline.default_lm_config(
+            task, **parse_overrides(lm.LMConfig, args.lm_set, "--lm-set")
+        )
         rm_given = parse_overrides(reward_model.RMConfig, args.rm_set, "--rm-set")
         rm_config = reward_model.RMConfig(lm=lm_config, **rm_given)
         warm_given = {"num_members": args.rms, "steps": args.rm_steps}
@@ -782,235 +688,63 @@ def cmd_align(args: argparse.Namespace) -> int:
             f"--pairs {args.pairs} is smaller than the reward models' batch size "
             f"{warm_config.batch_size} (--warm-set batch_size=...)"
         )
-    print(f"task: {task}")
-    print(f"lm: {lm_config}")
-    print(f"warm: {warm_config}")
-    if args.rl_steps:
-        print(f"rl: {rl_config} against proxy {args.rl_proxy!r}, {args.rl_steps} updates")
-    os.makedirs(args.out, exist_ok=True)
-
-    keys = dict(
-        zip(
-            ("pretrain", "sft", "prefs", "eval", "warm", "bon", "policy"),
-            jax.random.split(jax.random.key(args.seed), 7),
-            strict=True,
-        )
-    )
-    timings: dict[str, float] = {}
-
-    def timed(name, fn, *a, **kw):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn(*a, **kw))
-        timings[name] = time.perf_counter() - start
-        return out
-
-    pre = timed(
-        "pretrain",
-        pretrain.pretrain,
-        keys["pretrain"],
-        lm_config,
-        task,
-        args.pretrain_steps,
-        args.batch_size,
-        args.lm_lr,
-    )
-    print(
-        f"pretrain: {args.pretrain_steps} updates, NLL {float(pre.losses[-1]):.3f} "
-        f"({timings['pretrain']:.1f} s)"
-    )
-    ckpts = (args.sft_steps // 2, args.sft_steps) if args.baklava else ()
-    sft = timed(
-        "sft",
-        pretrain.sft,
-        keys["sft"],
-        pre.params,
-        lm_config,
-        task,
-        args.sft_steps,
-        args.batch_size,
-        args.lm_lr,
-        ckpts,
-    )
-    print(
-        f"sft: {args.sft_steps} updates, response NLL {float(sft.losses[-1]):.3f} "
-        f"({timings['sft']:.1f} s)" + (f", Baklava checkpoints at {ckpts}" if ckpts else "")
-    )
-    prefs = tasks.preference_dataset(keys["prefs"], task, args.pairs, noise=args.noise)
-    eval_sets = (
-        tasks.evaluation_sets(keys["eval"], task, args.eval_pairs) if args.eval_pairs else {}
-    )
-    print(
-        f"preferences: {args.pairs} training pairs, {int(np.sum(prefs.flipped))} labels flipped "
-        f"(noise {args.noise}); {args.eval_pairs} evaluation pairs per set"
-    )
-    run = timed(
-        "reward_models",
-        warm.train_reward_models,
-        keys["warm"],
-        sft.checkpoints if ckpts else sft.params,
-        prefs,
-        warm_config,
-    )
-    final_loss = np.asarray(run.metrics["loss/bt"][-1])
-    print(
-        f"reward models: M={args.rms} x {args.rm_steps} updates in one vmap, final BT loss "
-        f"{', '.join(f'{v:.3f}' for v in final_loss)} ({timings['reward_models']:.1f} s)"
-    )
-    wa_params = warm.weight_average(run.params)
-    accuracy = timed("evaluate", warm.evaluate_warm, lm_config, run.params, eval_sets, prefs)
-    curve = None
-    if args.rms >= 2 and eval_sets:
-        member = lambda i: jax.tree.map(lambda x: x[i], run.params)
-        curve = warm.interpolation_curve(
-            lm_config, member(0), member(1), np.linspace(0.0, 1.0, 5), eval_sets["shifted"]
-        )
-        curve = {k: [float(x) for x in v] for k, v in curve.items()}
-    bon = None
-    if args.bon_n and args.bon_prompts:
-        bon = timed(
-            "best_of_n",
-            warm.best_of_n_gold,
-            lm_config,
-            task,
-            sft.params,
-            run.params,
-            keys["bon"],
-            args.bon_prompts,
-            args.bon_n,
-        )
-    context = {
-        "key": keys["policy"],
-        "task": task,
-        "lm_config": lm_config,
-        "sft_params": sft.params,
-        "rm_params": run.params,
-        "wa_params": wa_params,
-        "eval_sets": eval_sets,
-        "rl_config": rl_config,
-        "out": args.out,
-    }
-    policy = _align_policy_stage(args, context)
-    policy_params = None
-    if policy is not None:
-        policy_params = policy.pop("params")
-        timings["policy"] = policy["wall_time_s"]
-        c = policy["curve"]
-        print(
-            f"policy: {args.rl_steps} REINFORCE updates against {args.rl_proxy!r}, gold "
-            f"{c['eval/gold'][0]:.3f} -> {c['eval/gold'][-1]:.3f}, proxy {c['eval/reward'][0]:.3f}"
-            f" -> {c['eval/reward'][-1]:.3f}, KL {c['eval/kl_sft'][-1]:.3f} "
-            f"({policy['wall_time_s']:.1f} s)"
-        )
-
-    # ---- report
-    models = [f"member_{i}" for i in range(args.rms)] + ["member_mean", "wa", "ens"]
-    names = {"member_mean": "members (mean)", "wa": "WARM (WA)", "ens": "ENS"}
-    sets = [
-        s
-        for s in ("in_distribution", "shifted", "train_corrupted", "train_clean", "train")
-        if f"{s}/wa" in accuracy
-    ]
-    header = ["reward model", "lr", "dropout", *(f"acc {s}" for s in sets)]
-    if bon:
-        header.append(f"BoN gold (N={bon['n'][-1]})")
-    plan = run.plan
-    rows = []
-    for m in models:
-        if m.startswith("member_") and m != "member_mean":
-            i = int(m.split("_")[1])
-            label = f"member {i}" + (f" (ckpt {int(plan.checkpoint[i])})" if ckpts else "")
-            hp = [f"{float(plan.learning_rate[i]):.2g}", f"{float(plan.dropout_rate[i]):.2g}"]
-        else:
-            label, hp = names[m], ["", ""]
-        row = [label, *hp, *(f"{accuracy[f'{s}/{m}']:.3f}" for s in sets)]
-        if bon:
-            row.append("" if m == "member_mean" else f"{bon[f'gold/{m}'][-1]:.3f}")
-        rows.append(row)
-    report = ["## Reward models (WARM)", "", _md_table(header, rows)]
-    if bon:
-        report += ["", f"## Best-of-N from the SFT policy ({args.bon_prompts} prompts)", ""]
-        bon_rows = [
-            [names.get(m, m.replace("_", " ")), *(f"{g:.3f}" for g in bon[f"gold/{m}"])]
-            for m in [*models, "gold"]
-            if m != "member_mean"
-        ]
-        bon_rows[-1][0] = "gold (oracle)"
-        report.append(_md_table(["selected by", *(f"N={k}" for k in bon["n"])], bon_rows))
-        report += ["", "gold reward of the selected response; N=1 is a plain SFT sample"]
-    if curve:
-        report += ["", "## Interpolating members 0 and 1 (shifted pairs)", ""]
-        report.append(
-            _md_table(
-                ["lambda", "acc WA", "acc ENS", "diagonal"],
-                [
-                    [f"{lam:.2f}", f"{a:.3f}", f"{e:.3f}", f"{d:.3f}"]
-                    for lam, a, e, d in zip(
-                        curve["lambda"], curve["wa"], curve["ens"], curve["diagonal"], strict=True
-                    )
-                ],
-            )
-        )
-    if policy is not None:
-        c = policy["curve"]
-        report += ["", f"## Policy: REINFORCE against {args.rl_proxy!r} (256 held-out prompts)", ""]
-        report.append(
-            _md_table(
-                ["updates", "proxy reward", "gold reward", "KL to SFT", "spurious tokens"],
-                [
-                    [u, f"{r:.3f}", f"{g:.3f}", f"{kl:.3f}", f"{sp:.2f}"]
-                    for u, r, g, kl, sp in zip(
-                        c["updates"], c["eval/reward"], c["eval/gold"], c["eval/kl_sft"],
-                        c["eval/spurious"], strict=True,
-                    )
-                ],
-            )
+    try:
+        return pipeline.PipelineConfig(
+            seed=args.seed, task=task, lm=lm_config, pretrain_steps=args.pretrain_steps,
+            sft_steps=args.sft_steps, batch_size=args.batch_size, lm_lr=args.lm_lr,
+            pairs=args.pairs, noise=args.noise, eval_pairs=args.eval_pairs, warm=warm_config,
+            baklava=args.baklava, bon_n=args.bon_n, bon_prompts=args.bon_prompts, rl=rl_config,
+            rl_steps=args.rl_steps, rl_eval_every=args.rl_eval_every, rl_proxy=args.rl_proxy,
         )  # fmt: skip
-        report += ["", f"gold win rate of the policy vs SFT: {policy['gold_win_rate_vs_sft']:.3f}"]
-    report_text = "\n".join(report)
+    except ValueError as e:
+        raise UsageError(f"invalid config: {e}") from None
 
-    arrays = {
-        **_tree_arrays("pretrained", pre.params),
-        **_tree_arrays("sft", sft.params),
-        **_tree_arrays("rm/members", run.params),
-        **_tree_arrays("rm/wa", wa_params),
-    }
-    if ckpts:
-        arrays.update(_tree_arrays("sft_checkpoints", sft.checkpoints))
-    if policy_params is not None:
-        arrays.update(_tree_arrays("policy", policy_params))
-    np.savez(os.path.join(args.out, "params.npz"), **arrays)
-    summary = {
-        "argv": list(args.argv),
-        "seed": args.seed,
-        "task_config": dataclasses.asdict(task),
-        "lm_config": dataclasses.asdict(lm_config),
-        "warm_config": dataclasses.asdict(warm_config),
-        "pretrain": {"steps": args.pretrain_steps, "final_nll": float(pre.losses[-1])},
-        "sft": {
-            "steps": args.sft_steps,
-            "final_nll": float(sft.losses[-1]),
-            "baklava_checkpoints": list(ckpts),
-        },
-        "preferences": {
-            "pairs": args.pairs,
-            "noise": args.noise,
-            "flipped": int(np.sum(prefs.flipped)),
-            "eval_pairs": args.eval_pairs,
-        },
-        "members": {
-            "learning_rate": [float(x) for x in plan.learning_rate],
-            "dropout_rate": [float(x) for x in plan.dropout_rate],
-            "checkpoint": [int(x) for x in plan.checkpoint],
-            "final_bt_loss": [float(x) for x in final_loss],
-            "probe_accuracy": [float(x) for x in run.metrics["probe/accuracy"]],
-        },
-        "accuracy": accuracy,
-        "interpolation": curve,
-        "best_of_n": bon,
-        "policy": policy,
-        "wall_time_s": timings,
-        "versions": _versions(),
-    }
+
+def _print_stage(stage: str, value: Any, seconds: float, config: Any) -> None:
+    """One progress line per finished pipeline stage (``pipeline.run``'s ``progress``)."""
+    import numpy as np
+
+    if stage == "pretrain":
+        print(f"pretrain: {config.pretrain_steps} updates, NLL {float(value.losses[-1]):.3f} "
+              f"({seconds:.1f} s)")  # fmt: skip
+    elif stage == "sft":
+        ckpts = config.sft_checkpoints
+        print(f"sft: {config.sft_steps} updates, response NLL {float(value.losses[-1]):.3f} "
+              f"({seconds:.1f} s)" + (f", Baklava checkpoints at {ckpts}" if ckpts else ""))  # fmt: skip
+    elif stage == "preferences":
+        print(f"preferences: {config.pairs} training pairs, {int(np.sum(value[0].flipped))} labels "
+              f"flipped (noise {config.noise}); {config.eval_pairs} evaluation pairs per set")  # fmt: skip
+    elif stage == "reward_models":
+        final_loss = np.asarray(value.metrics["loss/bt"][-1])
+        w = config.warm_config
+        print(f"reward models: M={w.num_members} x {w.steps} updates in one vmap, final BT loss "
+              f"{', '.join(f'{v:.3f}' for v in final_loss)} ({seconds:.1f} s)")  # fmt: skip
+    elif stage == "policy":
+        c = value.curve
+        print(
+            f"policy: {config.rl_steps} REINFORCE updates against {config.rl_proxy!r}, gold "
+            f"{c['eval/gold'][0]:.3f} -> {c['eval/gold'][-1]:.3f}, proxy {c['eval/reward'][0]:.3f}"
+            f" -> {c['eval/reward'][-1]:.3f}, KL {c['eval/kl_sft'][-1]:.3f} ({seconds:.1f} s)"
+        )
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from purerl.alignment import pipeline
+
+    config = _align_config(args)
+    print(f"task: {config.task}")
+    print(f"lm: {config.lm_config}")
+    print(f"warm: {config.warm_config}")
+    if config.rl_steps:
+        print(f"rl: {config.rl} against proxy {config.rl_proxy!r}, {config.rl_steps} updates")
+    os.makedirs(args.out, exist_ok=True)
+    progress = lambda stage, value, seconds: _print_stage(stage, value, seconds, config)  # noqa: E731
+    results = pipeline.run(config, progress)
+    report_text = pipeline.report(results)
+    np.savez(os.path.join(args.out, "params.npz"), **pipeline.param_arrays(results))
+    summary = {"argv": list(args.argv), **pipeline.summary(results), "versions": _versions()}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     with open(os.path.join(args.out, "summary.md"), "w") as f:

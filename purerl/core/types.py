@@ -110,7 +110,9 @@ class RewardFn(Protocol):
     unchanged. Episode boundaries are read from ``transition.terminated``/``truncated``.
     """
 
-    def __call__(self, state: State, transition: Transition) -> tuple[State, jax.Array, Metrics]: ...
+    def __call__(
+        self, state: State, transition: Transition
+    ) -> tuple[State, jax.Array, Metrics]: ...
 
 
 class RewarderUpdateFn(Protocol):
