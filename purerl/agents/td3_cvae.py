@@ -10,22 +10,26 @@ of the dataset's actions. The equations follow the first author's code
 
 * CVAE ``q(z | s, a) = N(mu, std^2)``, ``a^ = Dec(s, z)``, loss ``mean (a^ - a)^2 + 0.5 KL`` with
   ``KL = -1/2 mean(1 + log std^2 - mu^2 - std^2)`` -> :func:`cvae_network`, :func:`cvae_loss`,
-  :func:`kl_divergence`, :func:`latent_std`
+  :func:`kl_divergence`, :func:`latent_std`; one Adam step -> :func:`cvae_update`
 * bonus ``b(s, a) = mean_i (a^_i - a_i)^2 / |A|``, ``z ~ q(z | s, a)`` (``exp(b)`` with
   ``use_log``) -> :func:`bonus`
+* the penalty ``-alpha b(s, a)`` as a :class:`purerl.core.types.Rewarder` (CVAE state, CVAE step,
+  ``[B]`` penalties) -> :func:`make_rewarder`
 * target ``y = c_r (r - offset) + gamma (1 - d) [min_i Q'_i(s', a~') - alpha b(s', a~')]`` with
   TD3's smoothed target action ``a~'`` -> :func:`critic_loss`
-  (:func:`purerl.agents.td3.target_action`)
+  (:func:`purerl.agents.td3.critic_loss` with the penalty as its target term)
 * actor (every ``policy_delay`` critic steps) ``-mean [Q_1(s, pi(s)) - alpha b(s, pi(s))]``, the
   gradient flowing through ``b`` into the action but not into the (frozen) CVAE
   -> :func:`actor_loss`
 * ``c_r = 1 / (max r - min r)`` over the dataset -> :func:`prepare`.
 
-The authors train the CVAE in a separate script and freeze it; here both phases live in one
-``update``: the first ``cvae_steps`` calls train the CVAE only, later calls run TD3 with the bonus
-of the frozen CVAE (``lax.cond`` on the unbatched step counter). With ``alpha = 0`` the TD3 phase is
-bit-identical to :mod:`purerl.agents.td3` (same key use, same float operations): the bonus draws
-its random numbers from ``fold_in(State.bonus_key, step)``, never from TD3's key.
+The authors train the CVAE in a separate script and freeze it; here the agent is the TD3 template
+(:func:`purerl.agents.td3.make_template`) with the rewarder's state as its extra state: the first
+``cvae_steps`` updates are the rewarder's ``update`` (the CVAE alone), later ones run TD3 with the
+frozen CVAE's penalty in the target and the actor loss (``lax.cond`` on the unbatched step). With
+``alpha = 0`` the TD3 phase is bit-identical to :mod:`purerl.agents.td3` (same key use, same float
+operations): the bonus draws its random numbers from ``fold_in(CVAEState.key, step)``, never from
+TD3's key.
 
 Observation normalisation with the dataset's statistics lives in the offline loop
 (``purerl.loops.offline``), not here. Truncation: ``d`` is ``terminated`` only.
@@ -44,8 +48,7 @@ import optax
 
 from purerl.agents import td3
 from purerl.core import networks, validation
-from purerl.core.tree import lerp
-from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
+from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Rewarder, Transition
 
 LOOP = "offline"  # which loop trains this agent (purerl.loops.offline)
 NEEDS_NEXT_ACTION = False  # the TD3 target uses the target policy at s', not the dataset's a'
@@ -53,24 +56,20 @@ NEEDS_NEXT_ACTION = False  # the TD3 target uses the target policy at s', not th
 LOG_VAR_RANGE = (-4.0, 15.0)  # clip of the encoder's log-variance head (networks.py VAE.forward)
 CVAE_STD = ("exp", "half_exp")
 BONUS_LATENT = ("sample", "mean")
+ACTOR_METRICS = ("loss/actor", "bonus/policy")
 
-_CVAE_METRICS = ("loss/cvae", "cvae/recon", "cvae/kl", "bonus/data")
-_ACTOR_METRICS = ("loss/actor", "bonus/policy")
-_CRITIC_METRICS = ("loss/critic", "q/mean", "q/target", "bonus/target")
+Params = td3.Params  # actor and critics; the CVAE is in State.extra (a CVAEState)
+State = td3.State
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    # TD3 (authors' code, examples/td3_bonus_ae.py and td3_bonus_ae_add.py defaults).
+class Config(td3.Config):
+    # TD3 (authors' code, examples/td3_bonus_ae.py and td3_bonus_ae_add.py defaults); the other
+    # TD3 fields keep td3.Config's values, which match the authors' (discount 0.99, tau 0.005,
+    # target_policy_noise 0.2 clipped at 0.5, policy_and_target_update_period 2).
     actor_lr: float = 1e-4  # --policy_lr
     critic_lr: float = 1e-4  # --qf_lr
     hidden: tuple[int, ...] = (400, 300)  # policy_kwargs / qf_kwargs hidden_sizes
-    discount: float = 0.99  # trainer_kwargs discount
-    tau: float = 0.005  # TD3_AE_ADD_Trainer default
-    policy_noise: float = 0.2  # target_policy_noise
-    noise_clip: float = 0.5  # target_policy_noise_clip
-    policy_delay: int = 2  # policy_and_target_update_period
-    exploration_noise: float = 0.1  # TD3 paper; only for act(..., deterministic=False)
     # Anti-exploration bonus.
     alpha: float = 1.0  # --beta (bonus weight); the paper's per-domain values were not retrieved
     use_log: bool = False  # --use_log: b <- exp(b) (the code computes exp despite the name)
@@ -89,29 +88,13 @@ class Config:
     reward_shift: float | None = None  # --reward_shift: prepare() sets offset = min r - shift
 
     def __post_init__(self):
+        super().__post_init__()
         owner = "td3_cvae.Config"
-        validation.positive(
-            owner,
-            actor_lr=self.actor_lr,
-            critic_lr=self.critic_lr,
-            cvae_lr=self.cvae_lr,
-            reward_scale=self.reward_scale,
-        )
-        validation.in_unit_interval(owner, discount=self.discount, tau=self.tau)
-        validation.non_negative(
-            owner,
-            policy_noise=self.policy_noise,
-            noise_clip=self.noise_clip,
-            exploration_noise=self.exploration_noise,
-            alpha=self.alpha,
-            kl_weight=self.kl_weight,
-        )
-        validation.layer_sizes(owner, "hidden", self.hidden)
+        validation.positive(owner, cvae_lr=self.cvae_lr, reward_scale=self.reward_scale)
+        validation.non_negative(owner, alpha=self.alpha, kl_weight=self.kl_weight)
         validation.layer_sizes(owner, "cvae_hidden", self.cvae_hidden)
-        for name, low in (("policy_delay", 1), ("latent_size", 1), ("cvae_steps", 0)):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= low):
-                raise ValueError(f"{owner}.{name} must be an int >= {low}, got {v!r}")
+        td3.check_int(owner, "latent_size", self.latent_size, 1)
+        td3.check_int(owner, "cvae_steps", self.cvae_steps, 0)
         for name, allowed in (("cvae_std", CVAE_STD), ("bonus_latent", BONUS_LATENT)):
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -129,21 +112,19 @@ class Config:
             if not math.isfinite(float(v)):
                 raise ValueError(f"{owner}.{name} must be a finite number, got {v!r}")
 
-    @property
-    def td3_config(self) -> td3.Config:
-        """The TD3 part of this config: ``td3.make(config.td3_config, spec)`` is the ``alpha = 0``
-        agent that the TD3 phase reduces to."""
-        return td3.Config(
-            actor_lr=self.actor_lr,
-            critic_lr=self.critic_lr,
-            hidden=self.hidden,
-            discount=self.discount,
-            tau=self.tau,
-            policy_noise=self.policy_noise,
-            noise_clip=self.noise_clip,
-            policy_delay=self.policy_delay,
-            exploration_noise=self.exploration_noise,
-        )
+
+class CVAEParams(NamedTuple):
+    encoder: Any
+    decoder: Any
+
+
+class CVAEState(NamedTuple):
+    """The rewarder's state (and the agent's ``State.extra``)."""
+
+    params: CVAEParams
+    opt: optax.OptState
+    key: jax.Array  # fixed; fold_in(key, step) gives each update's CVAE / bonus noise
+    step: jax.Array  # CVAE updates done, int32
 
 
 def prepare(config: Config, dataset: Any) -> Config:
@@ -173,30 +154,6 @@ def prepare(config: Config, dataset: Any) -> Config:
     if config.reward_shift is not None:
         changes["reward_offset"] = low - float(config.reward_shift)
     return dataclasses.replace(config, **changes)
-
-
-class CVAEParams(NamedTuple):
-    encoder: Any
-    decoder: Any
-
-
-class Params(NamedTuple):
-    actor: Any
-    critic: Any
-    cvae: CVAEParams
-
-
-class State(NamedTuple):
-    params: Params
-    target: td3.Params  # target actor and critics (the CVAE has no target)
-    actor_opt: optax.OptState
-    critic_opt: optax.OptState
-    cvae_opt: optax.OptState
-    key: jax.Array  # TD3's key, split exactly as td3.update splits it (untouched in the CVAE phase)
-    bonus_key: jax.Array  # fixed; fold_in(bonus_key, step) gives each update's CVAE / bonus noise
-    step: jax.Array  # updates done in both phases, int32; the TD3 phase starts at cvae_steps
-    actor_metrics: Metrics  # last actor update's metrics (the actor moves every policy_delay steps)
-    cvae_metrics: Metrics  # last CVAE-phase metrics, repeated once the CVAE is frozen
 
 
 def latent_std(log_var: jax.Array, cvae_std: str = "exp") -> jax.Array:
@@ -304,6 +261,67 @@ def bonus(
     return jnp.exp(b) if config.use_log else b
 
 
+def init_cvae_state(
+    config: Config, spec: EnvSpec, params_key: jax.Array, noise_key: jax.Array
+) -> CVAEState:
+    """A fresh :class:`CVAEState`: CVAE parameters from ``params_key``, noise stream
+    ``noise_key``, Adam state, step 0."""
+    params = cvae_network(config, spec).init(
+        params_key,
+        jnp.zeros((1, *spec.obs_shape)),
+        jnp.zeros((1, spec.action_size)),
+        jnp.zeros((1, config.latent_size)),
+    )
+    opt = optax.adam(config.cvae_lr).init(params)
+    return CVAEState(params, opt, noise_key, jnp.zeros((), jnp.int32))
+
+
+def cvae_update(
+    state: CVAEState, batch: Transition, config: Config, spec: EnvSpec
+) -> tuple[CVAEState, Metrics]:
+    """One Adam step on :func:`cvae_loss` over ``batch [B]`` (``train_ae.py``), noise key
+    ``fold_in(state.key, state.step)``. Metrics: ``loss/cvae``, ``cvae/recon``, ``cvae/kl`` and
+    ``bonus/data``, the mean bonus of the batch's own actions (same key and parameters as the
+    loss: with ``bonus_latent="sample"`` XLA shares the forward pass)."""
+    cvae = cvae_network(config, spec)
+    key = jax.random.fold_in(state.key, state.step)
+    grads, metrics = jax.grad(cvae_loss, has_aux=True)(state.params, batch, key, cvae, config)
+    data_bonus = bonus(state.params, batch.obs, batch.action, key, cvae, config)
+    updates, opt = optax.adam(config.cvae_lr).update(grads, state.opt)
+    params = optax.apply_updates(state.params, updates)
+    new_state = CVAEState(params, opt, state.key, state.step + 1)
+    return new_state, {**metrics, "bonus/data": jnp.mean(data_bonus)}
+
+
+def make_rewarder(config: Config, spec: EnvSpec) -> Rewarder:
+    """The anti-exploration penalty ``-alpha b(s, a)`` as a :class:`Rewarder`.
+
+    * ``init(key, spec) -> CVAEState`` (:func:`init_cvae_state` with ``split(key)``);
+    * ``update(state, batch [B]) -> (state, metrics)``: one CVAE step (:func:`cvae_update`);
+    * ``reward(state, transition [B]) -> (state, -alpha b(s, a) [B], metrics)``, noise key
+      ``fold_in(state.key, state.step)``; metric ``bonus/mean``. The state is unchanged.
+
+    The TD3-CVAE agent uses the same functions: its CVAE phase is :func:`cvae_update` on
+    ``State.extra``, and its target and actor terms are ``-alpha`` times :func:`bonus` of the
+    frozen CVAE. Needs only ``config`` (``alpha``, the CVAE fields) and ``spec``.
+    """
+    cvae = cvae_network(config, spec)
+
+    def init(key: jax.Array, spec_: EnvSpec = spec) -> CVAEState:
+        del spec_
+        return init_cvae_state(config, spec, *jax.random.split(key))
+
+    def reward(state: CVAEState, transition: Transition):
+        key = jax.random.fold_in(state.key, state.step)
+        b = bonus(state.params, transition.obs, transition.action, key, cvae, config)
+        return state, -config.alpha * b, {"bonus/mean": jnp.mean(b)}
+
+    def update(state: CVAEState, batch: Transition):
+        return cvae_update(state, batch, config, spec)
+
+    return Rewarder(init=init, reward=reward, update=update)
+
+
 def critic_loss(
     critic_params: Any,
     target: td3.Params,
@@ -317,7 +335,8 @@ def critic_loss(
     """Clipped double-Q TD loss with the bonus subtracted at the target action,
     ``sum_i mean (y - Q_i(s, a))^2`` with
     ``y = c_r (r - offset) + gamma (1 - term) [min_i Q'_i(s', a~') - alpha b(s', a~')]``
-    (``TD3_AE_ADD_Trainer.train_from_torch``).
+    (``TD3_AE_ADD_Trainer.train_from_torch``): :func:`purerl.agents.td3.critic_loss` with the
+    rescaled reward and the penalty as its target term.
 
     Args:
       bonus_fn: ``bonus_fn(obs[B, o], action[B, a]) -> [B]``, e.g. :func:`bonus` with frozen CVAE
@@ -325,20 +344,15 @@ def critic_loss(
       key: TD3's target-smoothing key (:func:`purerl.agents.td3.target_action`).
       Other arguments as :func:`purerl.agents.td3.critic_loss`; batch leaves ``[B, ...]``.
     """
-    # td3.target_action reads only policy_noise and noise_clip, which this Config shares.
-    next_a = td3.target_action(actor, target.actor, batch.next_obs, key, config)
-    next_q = jnp.min(critic.apply(target.critic, batch.next_obs, next_a), axis=0)
-    next_b = bonus_fn(batch.next_obs, next_a)
+
+    def penalty(next_obs: jax.Array, next_a: jax.Array):
+        next_b = bonus_fn(next_obs, next_a)
+        return -config.alpha * next_b, {"bonus/target": jnp.mean(next_b)}
+
     reward = config.reward_scale * (batch.reward - config.reward_offset)
-    y = reward + config.discount * (1.0 - batch.terminated) * (next_q - config.alpha * next_b)
-    q = critic.apply(critic_params, batch.obs, batch.action)  # [2, B]
-    loss = jnp.sum(jnp.mean((q - jax.lax.stop_gradient(y)) ** 2, axis=-1))
-    return loss, {
-        "loss/critic": loss,
-        "q/mean": jnp.mean(q),
-        "q/target": jnp.mean(y),
-        "bonus/target": jnp.mean(next_b),
-    }
+    return td3.critic_loss(
+        critic_params, target, batch, key, actor, critic, config, penalty, reward
+    )
 
 
 def actor_loss(
@@ -365,163 +379,42 @@ def actor_loss(
 
 
 def make(config: Config, spec: EnvSpec) -> Algorithm:
-    """Build TD3-CVAE's networks and optimizers for ``spec`` (continuous actions in [-1, 1])."""
-    if spec.discrete:
-        raise ValueError(f"TD3-CVAE needs continuous actions; env {spec.name!r} is discrete")
-    base = td3.make(config.td3_config, spec)  # init of actor/critics and `act` are TD3's
-    actor = networks.deterministic_policy(config.hidden, spec.action_size)
-    critic = networks.q_network(config.hidden, num_critics=2)
+    """Build TD3-CVAE for ``spec`` (continuous actions in [-1, 1]): the TD3 template with the
+    :func:`make_rewarder` state as extra state, trained alone for ``cvae_steps`` updates."""
+    actor, critic = td3.networks_for(config, spec, "TD3-CVAE")
     cvae = cvae_network(config, spec)
-    actor_opt = optax.adam(config.actor_lr)
-    critic_opt = optax.adam(config.critic_lr)
-    cvae_opt = optax.adam(config.cvae_lr)
-    zero = jnp.zeros((), jnp.float32)
 
-    def bound_bonus(cvae_params: CVAEParams, key: jax.Array):
-        frozen = jax.lax.stop_gradient(cvae_params)
-        return lambda obs, action: bonus(frozen, obs, action, key, cvae, config)
+    def bonus_fns(state: td3.State):
+        """This update's frozen bonus at the target and at the policy's action."""
+        frozen = jax.lax.stop_gradient(state.extra.params)
+        keys = jax.random.split(jax.random.fold_in(state.extra.key, state.step))
+        return [lambda o, a, k=k: bonus(frozen, o, a, k, cvae, config) for k in keys]
 
-    def init(key: jax.Array, spec_: EnvSpec = spec) -> State:
-        del spec_
-        td3_key, cvae_key, bonus_key = jax.random.split(key, 3)
-        s = base.init(td3_key)
-        cvae_params = cvae.init(
-            cvae_key,
-            jnp.zeros((1, *spec.obs_shape)),
-            jnp.zeros((1, spec.action_size)),
-            jnp.zeros((1, config.latent_size)),
-        )
-        return State(
-            params=Params(actor=s.params.actor, critic=s.params.critic, cvae=cvae_params),
-            target=s.target,
-            actor_opt=s.actor_opt,
-            critic_opt=s.critic_opt,
-            cvae_opt=cvae_opt.init(cvae_params),
-            key=s.key,
-            bonus_key=bonus_key,
-            step=jnp.zeros((), jnp.int32),
-            actor_metrics={k: zero for k in _ACTOR_METRICS},
-            cvae_metrics={k: zero for k in _CVAE_METRICS},
+    def c_loss(critic_params, state: td3.State, batch: Transition, key: jax.Array):
+        return critic_loss(
+            critic_params, state.target, batch, key, actor, critic, bonus_fns(state)[0], config
         )
 
-    def loss(params: Params, state: State, batch: Transition, key: jax.Array):
-        validation.check_batch(batch, spec, "td3_cvae.loss")
-        cvae_key, noise_key, target_key, actor_key = jax.random.split(key, 4)
-        v_loss, v_metrics = cvae_loss(params.cvae, batch, cvae_key, cvae, config)
-        c_loss, c_metrics = critic_loss(
-            params.critic,
-            state.target,
-            batch,
-            noise_key,
-            actor,
-            critic,
-            bound_bonus(params.cvae, target_key),
-            config,
-        )
-        a_loss, a_metrics = actor_loss(
-            params.actor,
-            params.critic,
-            batch,
-            actor,
-            critic,
-            bound_bonus(params.cvae, actor_key),
-            config,
-        )
-        phase = (state.step < config.cvae_steps).astype(jnp.float32)
-        metrics = {**v_metrics, **c_metrics, **a_metrics, "phase/cvae": phase}
-        return v_loss + c_loss + a_loss, metrics
+    def a_loss(actor_params, critic_params, state: td3.State, batch: Transition):
+        bonus_fn = bonus_fns(state)[1]
+        return actor_loss(actor_params, critic_params, batch, actor, critic, bonus_fn, config)
 
-    def cvae_phase(state: State, batch: Transition, key: jax.Array):
-        grads, metrics = jax.grad(cvae_loss, has_aux=True)(
-            state.params.cvae, batch, key, cvae, config
-        )
-        # Same key and parameters as the loss: with bonus_latent="sample" XLA shares the forward.
-        data_bonus = bonus(state.params.cvae, batch.obs, batch.action, key, cvae, config)
-        cvae_metrics = {**metrics, "bonus/data": jnp.mean(data_bonus)}
-        updates, cvae_opt_state = cvae_opt.update(grads, state.cvae_opt)
-        params = state.params._replace(cvae=optax.apply_updates(state.params.cvae, updates))
-        new_state = state._replace(
-            params=params, cvae_opt=cvae_opt_state, step=state.step + 1, cvae_metrics=cvae_metrics
-        )
-        metrics = {
-            **{k: zero for k in _CRITIC_METRICS},
-            **state.actor_metrics,
-            **cvae_metrics,
-            "phase/cvae": jnp.ones((), jnp.float32),
-        }
-        return new_state, metrics
+    def init_extra(key: jax.Array):
+        td3_key, cvae_key, noise_key = jax.random.split(key, 3)
+        return td3_key, init_cvae_state(config, spec, cvae_key, noise_key)
 
-    def td3_phase(state: State, batch: Transition, bonus_key: jax.Array):
-        target_bonus_key, actor_bonus_key = jax.random.split(bonus_key)
-        # From here to the Polyak step this is td3.update line for line (bit-identical at alpha=0).
-        key, noise_key = jax.random.split(state.key)
-        grads, metrics = jax.grad(critic_loss, has_aux=True)(
-            state.params.critic,
-            state.target,
-            batch,
-            noise_key,
-            actor,
-            critic,
-            bound_bonus(state.params.cvae, target_bonus_key),
-            config,
-        )
-        updates, critic_opt_state = critic_opt.update(grads, state.critic_opt)
-        params = state.params._replace(critic=optax.apply_updates(state.params.critic, updates))
-        td3_step = state.step - config.cvae_steps + 1  # td3.State.step after this update
+    def extra_loss(state: td3.State, batch: Transition, key: jax.Array):
+        return cvae_loss(state.extra.params, batch, jax.random.fold_in(key, 1), cvae, config)
 
-        def delayed(operand):
-            params, target, opt_state = operand
-            grads, a_metrics = jax.grad(actor_loss, has_aux=True)(
-                params.actor,
-                params.critic,
-                batch,
-                actor,
-                critic,
-                bound_bonus(params.cvae, actor_bonus_key),
-                config,
-            )
-            updates, opt_state = actor_opt.update(grads, opt_state)
-            params = params._replace(actor=optax.apply_updates(params.actor, updates))
-            online = td3.Params(actor=params.actor, critic=params.critic)
-            return params, lerp(target, online, config.tau), opt_state, a_metrics
-
-        def skip(operand):
-            params, target, opt_state = operand
-            return params, target, opt_state, state.actor_metrics
-
-        # A real branch when step is not batched (e.g. the whole loop vmapped over seeds).
-        params, target, actor_opt_state, actor_metrics = jax.lax.cond(
-            td3_step % config.policy_delay == 0,
-            delayed,
-            skip,
-            (params, state.target, state.actor_opt),
-        )
-        new_state = state._replace(
-            params=params,
-            target=target,
-            actor_opt=actor_opt_state,
-            critic_opt=critic_opt_state,
-            key=key,
-            step=state.step + 1,
-            actor_metrics=actor_metrics,
-        )
-        metrics = {
-            **metrics,
-            **actor_metrics,
-            **state.cvae_metrics,
-            "phase/cvae": jnp.zeros((), jnp.float32),
-        }
-        return new_state, metrics
-
-    def update(state: State, batch: Transition):
-        validation.check_batch(batch, spec, "td3_cvae.update")
-        bonus_key = jax.random.fold_in(state.bonus_key, state.step)
-        if config.cvae_steps == 0:
-            return td3_phase(state, batch, bonus_key)
-        # A real branch when step is not batched; the CVAE phase leaves TD3's state (key included)
-        # untouched, the TD3 phase leaves the CVAE's.
-        return jax.lax.cond(
-            state.step < config.cvae_steps, cvae_phase, td3_phase, state, batch, bonus_key
-        )
-
-    return Algorithm(init=init, act=base.act, loss=loss, update=update)
+    variant = td3.Variant(
+        critic_loss=c_loss,
+        actor_loss=a_loss,
+        actor_metrics=ACTOR_METRICS,
+        init_extra=init_extra,
+        extra_update=lambda extra, batch, step: cvae_update(extra, batch, config, spec),
+        extra_loss=extra_loss,
+        pretrain_steps=config.cvae_steps,
+        frozen_extra=True,
+        phase_metric="phase/cvae",
+    )
+    return td3.make_template(config, spec, variant, "td3_cvae")

@@ -120,11 +120,11 @@ def state_parts(state) -> dict:
     parts["target_actor"], parts["target_critic"] = state.target.actor, state.target.critic
     parts["key"] = jax.random.key_data(state.key)
     extra = getattr(state, "extra", None)
-    if extra is not None and hasattr(extra, "cvae"):  # td3_cvae after the refactor
-        parts["cvae"] = extra.cvae.params
-        parts["bonus_key"] = jax.random.key_data(extra.cvae.key)
-    elif extra is not None and hasattr(extra, "sarsa"):  # qsarsa after the refactor
-        parts["sarsa"], parts["target_sarsa"] = extra.sarsa.params, extra.sarsa.target
+    if extra is not None and hasattr(extra, "key"):  # td3_cvae after the refactor
+        parts["cvae"] = extra.params
+        parts["bonus_key"] = jax.random.key_data(extra.key)
+    elif extra is not None:  # qsarsa after the refactor
+        parts["sarsa"], parts["target_sarsa"] = extra.params, extra.target
     elif hasattr(state, "cvae_opt"):  # td3_cvae before
         parts["cvae"] = state.params.cvae
         parts["bonus_key"] = jax.random.key_data(state.bonus_key)
