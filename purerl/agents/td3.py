@@ -244,13 +244,12 @@ def make_template(config: Config, spec: EnvSpec, variant: Variant, name: str) ->
     def loss(params: Params, state: State, batch: Transition, key: jax.Array):
         check(batch, f"{name}.loss")
         state = state._replace(params=params)
+        total, metrics = 0.0, {}
+        if variant.extra_loss is not None:
+            total, metrics = variant.extra_loss(state, batch, key)
         c_loss, c_metrics = variant.critic_loss(params.critic, state, batch, key)
         a_loss, a_metrics = variant.actor_loss(params.actor, params.critic, state, batch)
-        total, metrics = c_loss + a_loss, {**c_metrics, **a_metrics}
-        if variant.extra_loss is not None:
-            e_loss, e_metrics = variant.extra_loss(state, batch, key)
-            total, metrics = e_loss + total, {**e_metrics, **metrics}
-        return total, metrics
+        return total + c_loss + a_loss, {**metrics, **c_metrics, **a_metrics}
 
     def td3_step(state: State, batch: Transition) -> tuple[State, Metrics]:
         key, noise_key = jax.random.split(state.key)

@@ -272,18 +272,22 @@ def jitted(module, **kw):
     return _ALGOS[key]
 
 
-def td3_part(state, base_module):
-    """The qsarsa state's TD3 / TD3+BC part as the base agent's own State."""
-    params = td3.Params(actor=state.params.actor, critic=state.params.critic)
-    target = td3.Params(actor=state.target.actor, critic=state.target.critic)
-    common = (params, target, state.actor_opt, state.critic_opt, state.key, state.step)
+def td3_part(state, base_module, pre=0):
+    """The qsarsa state's TD3 / TD3+BC part as the base agent's own State (``pre``: the SARSA
+    pre-training updates, which qsarsa's step counter counts and the base agent never saw)."""
     if base_module is td3:
-        return td3.State(*common, state.actor_metrics["loss/actor"])
-    return td3_bc.State(*common, {k: v for k, v in state.actor_metrics.items() if k != "reg/actor"})
+        metrics = {"loss/actor": state.actor_metrics["loss/actor"]}
+    else:
+        metrics = {k: v for k, v in state.actor_metrics.items() if k != "reg/actor"}
+    return td3.State(
+        *(state.params, state.target, state.actor_opt, state.critic_opt, state.key),
+        step=state.step - pre,
+        actor_metrics=metrics,
+    )
 
 
-def assert_td3_part_equal(state, base_state, base_module):
-    for a, b in zip(leaves(td3_part(state, base_module)), leaves(base_state), strict=True):
+def assert_td3_part_equal(state, base_state, base_module, pre=0):
+    for a, b in zip(leaves(td3_part(state, base_module, pre)), leaves(base_state), strict=True):
         if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
             a, b = jax.random.key_data(a), jax.random.key_data(b)
         np.testing.assert_array_equal(a, b)
@@ -305,8 +309,8 @@ def test_zero_weights_reduce_bit_identically(variant, base_module):
             np.testing.assert_array_equal(m[k], v, err_msg=k)
     # the regularisers are still measured, and Q_sarsa learned from its own key and loss
     assert float(m["reg/critic"]) > 0 and float(m["loss/sarsa"]) > 0
-    fresh = algo.init(jax.random.key(3), SPEC).params.sarsa
-    for a, b in zip(leaves(state.params.sarsa), leaves(fresh), strict=True):
+    fresh = algo.init(jax.random.key(3), SPEC).extra.params
+    for a, b in zip(leaves(state.extra.params), leaves(fresh), strict=True):
         assert not np.array_equal(a, b)
 
 
@@ -335,8 +339,8 @@ def test_sarsa_update_never_sees_the_policy():
     s1, m1 = update(state, batch)
     s2, m2 = update(bad, batch)
     for a, b in zip(
-        leaves((s1.params.sarsa, s1.target.sarsa, s1.sarsa_opt)),
-        leaves((s2.params.sarsa, s2.target.sarsa, s2.sarsa_opt)),
+        leaves((s1.extra.params, s1.extra.target, s1.extra.opt)),
+        leaves((s2.extra.params, s2.extra.target, s2.extra.opt)),
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)
@@ -354,14 +358,14 @@ def test_pretraining_phase_then_td3_from_its_initial_state():
     for i in range(2):
         state, m = update(state, random_batch(jax.random.key(10 + i)))
         assert float(m["sarsa/pretraining"]) == 1.0 and float(m["loss/critic"]) == 0.0
-    assert_td3_part_equal(state, td3_part(init, td3), td3)  # untouched, key included
-    assert int(state.sarsa_step) == 2 and int(state.step) == 0
-    assert not np.array_equal(leaves(state.params.sarsa)[0], leaves(init.params.sarsa)[0])
+    assert_td3_part_equal(state, td3_part(init, td3), td3, pre=2)  # untouched, key included
+    assert int(state.step) == 2  # calls to update, pre-training included
+    assert not np.array_equal(leaves(state.extra.params)[0], leaves(init.extra.params)[0])
     batch = random_batch(jax.random.key(20))
     state, m = update(state, batch)
     base_state, mb = base_update(td3_part(init, td3), batch)
-    assert float(m["sarsa/pretraining"]) == 0.0 and int(state.step) == 1
-    assert_td3_part_equal(state, base_state, td3)
+    assert float(m["sarsa/pretraining"]) == 0.0 and int(state.step) == 3
+    assert_td3_part_equal(state, base_state, td3, pre=2)
     np.testing.assert_array_equal(m["loss/critic"], mb["loss/critic"])
 
 
@@ -399,11 +403,11 @@ def test_sarsa_q_evaluates_the_online_sarsa_network():
     algo, _ = jitted(qsarsa, variant="ac")
     state = algo.init(jax.random.key(0), SPEC)
     obs, act = jnp.ones((5, 3)), jnp.zeros((5, 2))
-    want = networks.q_network(HIDDEN, num_critics=1).apply(state.params.sarsa, obs, act)[0]
+    want = networks.q_network(HIDDEN, num_critics=1).apply(state.extra.params, obs, act)[0]
     np.testing.assert_array_equal(qsarsa.sarsa_q(state, obs, act), want)
     assert qsarsa.sarsa_q(state, obs[0], act[0]).shape == ()
     # Q_sarsa has its own initialisation, not a copy of a TD3 critic head
-    assert not np.array_equal(state.params.sarsa["linear"]["w"], state.params.critic["linear"]["w"])
+    assert not np.array_equal(state.extra.params["linear"]["w"], state.params.critic["linear"]["w"])
 
 
 def test_weights_can_be_vmapped_hyperparameters():
