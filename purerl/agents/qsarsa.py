@@ -1,13 +1,10 @@
 """Qsarsa-AC / Qsarsa-AC2: offline actor-critic regularised towards a SARSA estimate of Q^{pi_beta}.
 
 Shi, Dadashi, Chi, Castro & Geist, *Offline Reinforcement Learning with On-Policy Q-Function
-Regularization*, ECML-PKDD 2023 (arXiv 2307.13824). Instead of pulling the policy towards the
-behaviour policy ``pi_beta``, regularise towards its Q-function, estimated in-sample by SARSA: the
-targets use only the dataset's next actions, so no out-of-distribution action is ever bootstrapped.
-Only that idea is verified from the paper's text (abstract, Fig. 1); the exact regularisers are our
-reading (docs/agents/qsarsa.md lists what is verified and what is chosen).
-
-Equations -> functions:
+Regularization*, ECML-PKDD 2023 (arXiv 2307.13824): regularise towards the behaviour policy's
+Q-function, estimated in-sample by SARSA (targets use only the dataset's next actions). Only that
+idea is verified from the paper's text (abstract, Fig. 1); the regularisers are our reading
+(docs/agents/qsarsa.md lists what is verified and what is chosen). Equations -> functions:
 
 * ``y = r + gamma (1 - term) Q'_sarsa(s', a'_D)``, ``a'_D`` the dataset's next action
   -> :func:`sarsa_target`
@@ -20,11 +17,9 @@ Equations -> functions:
 * ``Q_sarsa(s, a)`` for evaluation (e.g. against Monte-Carlo returns) -> :func:`sarsa_q`.
 
 The agent is the TD3 template (:func:`purerl.agents.td3.make_template`) with Q_sarsa as extra
-state (:class:`SarsaState`): every update first takes a SARSA step, then (after ``sarsa_steps``
-pre-training updates of Q_sarsa alone) one TD3 / TD3+BC step against the fresh Q_sarsa.
-With ``critic_reg = actor_reg = 0`` an update is bit-identical to ``td3.update`` (``"ac"``) or
-``td3_bc.update`` (``"ac2"``) on the same state and batch: the TD3 part draws its PRNG keys exactly
-as they do, and the SARSA part draws none (tested).
+state: every update takes a SARSA step, then (after ``sarsa_steps`` updates of Q_sarsa alone) a
+TD3 / TD3+BC step against the fresh Q_sarsa. With ``critic_reg = actor_reg = 0`` the TD3 part is
+bit-identical to ``td3`` (``"ac"``) or ``td3_bc`` (``"ac2"``); the SARSA part draws no keys.
 """
 
 from __future__ import annotations
@@ -70,13 +65,8 @@ class Config(td3.Config):
 
     def __post_init__(self):
         owner = "qsarsa.Config"
-        if self.variant not in VARIANTS:
-            raise ValueError(f"{owner}.variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.actor_reg_form not in ACTOR_REG_FORMS:
-            raise ValueError(
-                f"{owner}.actor_reg_form must be one of {ACTOR_REG_FORMS}, "
-                f"got {self.actor_reg_form!r}"
-            )
+        td3.check_choice(owner, "variant", self.variant, VARIANTS)
+        td3.check_choice(owner, "actor_reg_form", self.actor_reg_form, ACTOR_REG_FORMS)
         super().__post_init__()
         validation.positive(owner, sarsa_lr=self.sarsa_lr)
         validation.in_unit_interval(owner, sarsa_tau=self.sarsa_tau)
@@ -138,11 +128,7 @@ def sarsa_valid(batch: Transition) -> jax.Array:
 
 
 def sarsa_loss(
-    sarsa_params: Any,
-    target_params: Any,
-    batch: Transition,
-    q_sarsa: Network,
-    discount: float,
+    sarsa_params: Any, target_params: Any, batch: Transition, q_sarsa: Network, discount: float
 ) -> tuple[jax.Array, Metrics]:
     """``L = sum_valid (Q_sarsa(s, a) - sg y)^2 / max(#valid, 1)``, ``y`` from :func:`sarsa_target`.
 
@@ -261,21 +247,10 @@ def actor_loss(
             actor_params, critic_params, batch, actor, critic, config.alpha
         )
         scale = metrics["bc/lambda"]  # already stop-gradient
-    reg = actor_regularizer(
-        actor_params,
-        critic_params,
-        sarsa_params,
-        batch.obs,
-        actor,
-        critic,
-        q_sarsa,
-        config.actor_reg_form,
-    )
-    weight = scale if config.actor_reg_form == "linear" else scale**2
-    if _is_zero(config.actor_reg):
-        loss = base
-    else:
-        loss = base + config.actor_reg * (weight * reg)
+    nets, form = (actor, critic, q_sarsa), config.actor_reg_form
+    reg = actor_regularizer(actor_params, critic_params, sarsa_params, batch.obs, *nets, form)
+    weight = scale if form == "linear" else scale**2
+    loss = base if _is_zero(config.actor_reg) else base + config.actor_reg * (weight * reg)
     return loss, {**metrics, "loss/actor": loss, "reg/actor": reg}
 
 
@@ -334,18 +309,13 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
         sarsa = state.extra.params
         return actor_loss(actor_params, critic_params, sarsa, batch, actor, critic, q_sarsa, config)
 
-    def extra_loss(state: td3.State, batch: Transition, key: jax.Array):
-        del key
-        extra = state.extra
-        return sarsa_loss(extra.params, extra.target, batch, q_sarsa, config.discount)
-
     variant = td3.Variant(
         critic_loss=c_loss,
         actor_loss=a_loss,
         actor_metrics=actor_metrics,
         init_extra=init_extra,
         extra_update=lambda extra, batch, step: sarsa_update(extra, batch, q_sarsa, config),
-        extra_loss=extra_loss,
+        extra_loss=lambda s, b, _: sarsa_loss(*s.extra[:2], b, q_sarsa, config.discount),
         pretrain_steps=config.sarsa_steps,
         frozen_extra=False,
         phase_metric="sarsa/pretraining",

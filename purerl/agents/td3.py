@@ -78,6 +78,12 @@ def check_int(owner: str, name: str, value: Any, low: int) -> None:
         raise ValueError(f"{owner}.{name} must be an int >= {low}, got {value!r}")
 
 
+def check_choice(owner: str, name: str, value: Any, allowed: tuple) -> None:
+    """Raise ``ValueError`` naming ``owner.name`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{owner}.{name} must be one of {allowed}, got {value!r}")
+
+
 class Params(NamedTuple):
     actor: Any
     critic: Any

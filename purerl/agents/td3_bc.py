@@ -41,10 +41,8 @@ State = td3.State
 
 @dataclasses.dataclass(frozen=True)
 class Config(td3.Config):
-    # Defaults: the paper keeps TD3's hyperparameters (sec. 5), which td3.Config holds with the
-    # values of the authors' code (sfujim/TD3_BC, TD3_BC.py: Adam 3e-4, 256x256, discount 0.99,
-    # tau 0.005, policy noise 0.2 clipped at 0.5, policy_freq 2). exploration_noise is only for
-    # act(..., deterministic=False); offline never explores.
+    # The paper keeps TD3's hyperparameters (sec. 5): td3.Config's values are the authors' code's
+    # (sfujim/TD3_BC, TD3_BC.py). exploration_noise only serves act(..., deterministic=False).
     alpha: float = 2.5  # paper, sec. 5, one value for every D4RL task; TD3_BC.py
 
     def __post_init__(self):

@@ -1,38 +1,29 @@
 """TD3-CVAE: offline RL as anti-exploration (Rezaeifar, Dadashi, Vieillard, Hussenot, Bachem,
 Pietquin & Geist, AAAI 2022, arXiv 2106.06431).
 
-The idea: subtract a prediction-error bonus from the reward,
-``r~(s, a) = r(s, a) - alpha b(s, a)``, instead of adding it as exploration methods do, so the
-policy is pushed back to the data's support. ``b`` is the reconstruction error of a conditional VAE
-of the dataset's actions. The equations follow the first author's code
-(``shidilrzf/Anti-exploration-RL``: ``rlkit/torch/td3/td3_bonus_ae_add.py``,
-``examples/td3_bonus_ae.py``, ``examples/train_ae.py``, ``rlkit/torch/networks.py`` ``VAE``):
+Subtract a prediction-error bonus from the reward, ``r~(s, a) = r(s, a) - alpha b(s, a)``, so the
+policy is pushed back to the data's support; ``b`` is the reconstruction error of a conditional
+VAE of the dataset's actions. Equations from the first author's code (``shidilrzf/
+Anti-exploration-RL``: ``rlkit/torch/td3/td3_bonus_ae_add.py``, ``examples/td3_bonus_ae.py``,
+``examples/train_ae.py``, ``rlkit/torch/networks.py`` ``VAE``):
 
 * CVAE ``q(z | s, a) = N(mu, std^2)``, ``a^ = Dec(s, z)``, loss ``mean (a^ - a)^2 + 0.5 KL`` with
   ``KL = -1/2 mean(1 + log std^2 - mu^2 - std^2)`` -> :func:`cvae_network`, :func:`cvae_loss`,
   :func:`kl_divergence`, :func:`latent_std`; one Adam step -> :func:`cvae_update`
-* bonus ``b(s, a) = mean_i (a^_i - a_i)^2 / |A|``, ``z ~ q(z | s, a)`` (``exp(b)`` with
-  ``use_log``) -> :func:`bonus`
-* the penalty ``-alpha b(s, a)`` as a :class:`purerl.core.types.Rewarder` (CVAE state, CVAE step,
-  ``[B]`` penalties) -> :func:`make_rewarder`
-* target ``y = c_r (r - offset) + gamma (1 - d) [min_i Q'_i(s', a~') - alpha b(s', a~')]`` with
-  TD3's smoothed target action ``a~'`` -> :func:`critic_loss`
-  (:func:`purerl.agents.td3.critic_loss` with the penalty as its target term)
+* bonus ``b(s, a) = mean_i (a^_i - a_i)^2 / |A|``, ``z ~ q(z | s, a)`` -> :func:`bonus`; the
+  penalty ``-alpha b(s, a)`` as a :class:`purerl.core.types.Rewarder` -> :func:`make_rewarder`
+* target ``y = c_r (r - offset) + gamma (1 - d) [min_i Q'_i(s', a~') - alpha b(s', a~')]``, ``a~'``
+  TD3's smoothed target action -> :func:`critic_loss`; ``c_r = 1 / (max r - min r)`` ->
+  :func:`prepare`
 * actor (every ``policy_delay`` critic steps) ``-mean [Q_1(s, pi(s)) - alpha b(s, pi(s))]``, the
-  gradient flowing through ``b`` into the action but not into the (frozen) CVAE
-  -> :func:`actor_loss`
-* ``c_r = 1 / (max r - min r)`` over the dataset -> :func:`prepare`.
+  gradient flowing through ``b`` into the action, not into the frozen CVAE -> :func:`actor_loss`.
 
 The authors train the CVAE in a separate script and freeze it; here the agent is the TD3 template
-(:func:`purerl.agents.td3.make_template`) with the rewarder's state as its extra state: the first
-``cvae_steps`` updates are the rewarder's ``update`` (the CVAE alone), later ones run TD3 with the
-frozen CVAE's penalty in the target and the actor loss (``lax.cond`` on the unbatched step). With
-``alpha = 0`` the TD3 phase is bit-identical to :mod:`purerl.agents.td3` (same key use, same float
-operations): the bonus draws its random numbers from ``fold_in(CVAEState.key, step)``, never from
-TD3's key.
-
-Observation normalisation with the dataset's statistics lives in the offline loop
-(``purerl.loops.offline``), not here. Truncation: ``d`` is ``terminated`` only.
+(:func:`purerl.agents.td3.make_template`) with the rewarder's state as extra state: the first
+``cvae_steps`` updates are the rewarder's ``update`` alone, later ones TD3 with the frozen CVAE's
+penalty. With ``alpha = 0`` the TD3 phase is bit-identical to :mod:`purerl.agents.td3`: the bonus
+draws its noise from ``fold_in(CVAEState.key, step)``, never from TD3's key. Observations are
+normalised by the offline loop; ``d`` is ``terminated`` only.
 """
 
 from __future__ import annotations
@@ -95,11 +86,8 @@ class Config(td3.Config):
         validation.layer_sizes(owner, "cvae_hidden", self.cvae_hidden)
         td3.check_int(owner, "latent_size", self.latent_size, 1)
         td3.check_int(owner, "cvae_steps", self.cvae_steps, 0)
-        for name, allowed in (("cvae_std", CVAE_STD), ("bonus_latent", BONUS_LATENT)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"{owner}.{name} must be one of {allowed}, got {getattr(self, name)!r}"
-                )
+        td3.check_choice(owner, "cvae_std", self.cvae_std, CVAE_STD)
+        td3.check_choice(owner, "bonus_latent", self.bonus_latent, BONUS_LATENT)
         for name in ("use_log", "auto_reward_scale"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{owner}.{name} must be a bool, got {getattr(self, name)!r}")
@@ -107,9 +95,8 @@ class Config(td3.Config):
             v = getattr(self, name)
             if (name == "reward_shift" and v is None) or isinstance(v, jax.core.Tracer):
                 continue  # traced values (a config built inside vmap) cannot be checked
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
-                raise ValueError(f"{owner}.{name} must be a finite number, got {v!r}")
-            if not math.isfinite(float(v)):
+            number = isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            if not (number and math.isfinite(float(v))):
                 raise ValueError(f"{owner}.{name} must be a finite number, got {v!r}")
 
 
@@ -135,9 +122,7 @@ def prepare(config: Config, dataset: Any) -> Config:
     * ``reward_shift`` set: ``reward_offset = min r - reward_shift``, so the shifted rewards
       ``r - reward_offset`` start at ``reward_shift`` (the code's ``rewards_shift_param``).
 
-    Args:
-      config: the agent's config.
-      dataset: a ``purerl.datasets.Dataset`` (``rewards`` is a host ``[N]`` array).
+    ``dataset``: a ``purerl.datasets.Dataset`` (``rewards`` is a host ``[N]`` array).
     """
     rewards = np.asarray(dataset.rewards, np.float64)
     if rewards.size == 0:
@@ -157,11 +142,8 @@ def prepare(config: Config, dataset: Any) -> Config:
 
 
 def latent_std(log_var: jax.Array, cvae_std: str = "exp") -> jax.Array:
-    """The posterior's standard deviation from the encoder's ``log_var`` head.
-
-    ``"exp"``: ``std = exp(log_var)``, as the authors' ``VAE.forward`` (and BCQ's VAE) does, so the
-    head is really ``log std``; ``"half_exp"``: the textbook ``std = exp(log_var / 2)``.
-    """
+    """The posterior's std from the ``log_var`` head: ``"exp"``: ``exp(log_var)`` as the authors'
+    ``VAE.forward`` (and BCQ's) does; ``"half_exp"``: the textbook ``exp(log_var / 2)``."""
     if cvae_std == "exp":
         return jnp.exp(log_var)
     if cvae_std == "half_exp":
@@ -239,23 +221,13 @@ def bonus(
     (``"mean"``). The squared error is averaged over the action dimensions and divided by ``|A|``
     once more, as ``TD3_AE_ADD_Trainer._get_bonus`` does; ``use_log`` returns ``exp(b)``.
     Differentiable in ``action`` (and in ``cvae_params``; wrap them in ``stop_gradient`` to freeze).
-
-    Args:
-      cvae_params: the CVAE's parameters (``State.params.cvae``).
-      obs: ``[..., *obs_shape]`` observations.
-      action: ``[..., |A|]`` actions in ``[-1, 1]``.
-      key: draws the latent noise (unused with ``bonus_latent="mean"``).
-      cvae: :func:`cvae_network` for the same config and spec.
-      config: reads ``latent_size``, ``bonus_latent`` and ``use_log``.
-
-    Returns:
-      ``[...]`` bonuses.
+    ``cvae_params``: a :class:`CVAEState`'s ``params``; ``obs [..., o]``, ``action [..., |A|]`` in
+    ``[-1, 1]`` -> ``[...]``; ``key`` draws the latent noise (unused with ``"mean"``); ``cvae`` is
+    :func:`cvae_network` of the same config and spec.
     """
     shape = (*action.shape[:-1], config.latent_size)
-    if config.bonus_latent == "sample":
-        noise = jax.random.normal(key, shape)
-    else:
-        noise = jnp.zeros(shape)
+    sample = config.bonus_latent == "sample"
+    noise = jax.random.normal(key, shape) if sample else jnp.zeros(shape)
     action_hat, _, _ = cvae.apply(cvae_params, obs, action, noise)
     b = jnp.mean((action_hat - action) ** 2, axis=-1) / action.shape[-1]
     return jnp.exp(b) if config.use_log else b
@@ -266,11 +238,9 @@ def init_cvae_state(
 ) -> CVAEState:
     """A fresh :class:`CVAEState`: CVAE parameters from ``params_key``, noise stream
     ``noise_key``, Adam state, step 0."""
+    obs, act = jnp.zeros((1, *spec.obs_shape)), jnp.zeros((1, spec.action_size))
     params = cvae_network(config, spec).init(
-        params_key,
-        jnp.zeros((1, *spec.obs_shape)),
-        jnp.zeros((1, spec.action_size)),
-        jnp.zeros((1, config.latent_size)),
+        params_key, obs, act, jnp.zeros((1, config.latent_size))
     )
     opt = optax.adam(config.cvae_lr).init(params)
     return CVAEState(params, opt, noise_key, jnp.zeros((), jnp.int32))
@@ -332,18 +302,11 @@ def critic_loss(
     bonus_fn: Any,
     config: Config,
 ) -> tuple[jax.Array, Metrics]:
-    """Clipped double-Q TD loss with the bonus subtracted at the target action,
-    ``sum_i mean (y - Q_i(s, a))^2`` with
+    """TD3's loss ``sum_i mean (y - Q_i(s, a))^2`` with the penalty at the target action,
     ``y = c_r (r - offset) + gamma (1 - term) [min_i Q'_i(s', a~') - alpha b(s', a~')]``
-    (``TD3_AE_ADD_Trainer.train_from_torch``): :func:`purerl.agents.td3.critic_loss` with the
-    rescaled reward and the penalty as its target term.
-
-    Args:
-      bonus_fn: ``bonus_fn(obs[B, o], action[B, a]) -> [B]``, e.g. :func:`bonus` with frozen CVAE
-        parameters and a key bound (a constant for tests).
-      key: TD3's target-smoothing key (:func:`purerl.agents.td3.target_action`).
-      Other arguments as :func:`purerl.agents.td3.critic_loss`; batch leaves ``[B, ...]``.
-    """
+    (``TD3_AE_ADD_Trainer.train_from_torch``). ``bonus_fn(obs [B, o], action [B, a]) -> [B]``,
+    e.g. :func:`bonus` of a frozen CVAE with a key bound; ``key``: TD3's smoothing key; the rest
+    as :func:`purerl.agents.td3.critic_loss`."""
 
     def penalty(next_obs: jax.Array, next_a: jax.Array):
         next_b = bonus_fn(next_obs, next_a)
@@ -364,13 +327,9 @@ def actor_loss(
     bonus_fn: Any,
     config: Config,
 ) -> tuple[jax.Array, Metrics]:
-    """Penalised deterministic policy gradient objective
-    ``-mean [Q_1(s, pi(s)) - alpha b(s, pi(s))]`` (``TD3_AE_ADD_Trainer``); the gradient reaches
-    the actor through both ``Q_1`` and ``b``.
-
-    Args:
-      bonus_fn: ``bonus_fn(obs[B, o], action[B, a]) -> [B]``, differentiable in ``action``.
-    """
+    """Penalised policy objective ``-mean [Q_1(s, pi(s)) - alpha b(s, pi(s))]``
+    (``TD3_AE_ADD_Trainer``): the gradient reaches the actor through ``Q_1`` and ``b``
+    (``bonus_fn(obs [B, o], action [B, a]) -> [B]``, differentiable in ``action``)."""
     pi = actor.apply(actor_params, batch.obs)
     q1 = critic.apply(critic_params, batch.obs, pi)[0]
     b = bonus_fn(batch.obs, pi)
@@ -403,16 +362,15 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
         td3_key, cvae_key, noise_key = jax.random.split(key, 3)
         return td3_key, init_cvae_state(config, spec, cvae_key, noise_key)
 
-    def extra_loss(state: td3.State, batch: Transition, key: jax.Array):
-        return cvae_loss(state.extra.params, batch, jax.random.fold_in(key, 1), cvae, config)
-
     variant = td3.Variant(
         critic_loss=c_loss,
         actor_loss=a_loss,
         actor_metrics=ACTOR_METRICS,
         init_extra=init_extra,
         extra_update=lambda extra, batch, step: cvae_update(extra, batch, config, spec),
-        extra_loss=extra_loss,
+        extra_loss=lambda s, b, k: cvae_loss(
+            s.extra.params, b, jax.random.fold_in(k, 1), cvae, config
+        ),
         pretrain_steps=config.cvae_steps,
         frozen_extra=True,
         phase_metric="phase/cvae",
