@@ -67,7 +67,7 @@ class Config(td3.Config):
     bonus_latent: str = "sample"  # z ~ q(z|s, a) as VAE.forward does; "mean" uses z = mu
     # CVAE (examples/train_ae.py with --network VAE; networks.py VAE).
     cvae_hidden: tuple[int, ...] = (750, 750)  # VAE(M=750), encoder and decoder
-    latent_size: int = 12  # --latent_size
+    latent_size: int | None = None  # None: 2 |A|, as train_ae.py sets it (latent_dim)
     cvae_lr: float = 1e-4  # --lr (Adam)
     kl_weight: float = 0.5  # train_ae.py: loss = recon + 0.5 * KL
     cvae_std: str = "exp"  # std = exp(log_var) as VAE.forward does; "half_exp": exp(log_var / 2)
@@ -84,7 +84,8 @@ class Config(td3.Config):
         validation.positive(owner, cvae_lr=self.cvae_lr, reward_scale=self.reward_scale)
         validation.non_negative(owner, alpha=self.alpha, kl_weight=self.kl_weight)
         validation.layer_sizes(owner, "cvae_hidden", self.cvae_hidden)
-        td3.check_int(owner, "latent_size", self.latent_size, 1)
+        if self.latent_size is not None:
+            td3.check_int(owner, "latent_size", self.latent_size, 1)
         td3.check_int(owner, "cvae_steps", self.cvae_steps, 0)
         td3.check_choice(owner, "cvae_std", self.cvae_std, CVAE_STD)
         td3.check_choice(owner, "bonus_latent", self.bonus_latent, BONUS_LATENT)
@@ -141,6 +142,12 @@ def prepare(config: Config, dataset: Any) -> Config:
     return dataclasses.replace(config, **changes)
 
 
+def latent_dim(config: Config, action_size: int) -> int:
+    """The CVAE's latent size: ``config.latent_size``, or ``2 |A|`` when it is ``None`` (the
+    authors' ``train_ae.py``: ``latent_dim = action_dim * 2``)."""
+    return 2 * action_size if config.latent_size is None else config.latent_size
+
+
 def latent_std(log_var: jax.Array, cvae_std: str = "exp") -> jax.Array:
     """The posterior's std from the ``log_var`` head: ``"exp"``: ``exp(log_var)`` as the authors'
     ``VAE.forward`` (and BCQ's) does; ``"half_exp"``: the textbook ``exp(log_var / 2)``."""
@@ -171,7 +178,7 @@ def cvae_network(config: Config, spec: EnvSpec) -> Network:
     ``apply(params, obs, action, noise) -> (action_hat[B, a], mu[B, latent], log_var[B, latent])``.
     The noise is an input so ``apply`` stays deterministic (zeros give ``z = mu``).
     """
-    latent = config.latent_size
+    latent = latent_dim(config, spec.action_size)
     encoder = networks.mlp(config.cvae_hidden, 2 * latent)
     decoder = networks.mlp(config.cvae_hidden, spec.action_size)
 
@@ -199,7 +206,9 @@ def cvae_loss(
     ``z ~ q(z|s, a)`` reparameterised (``train_ae.py``; ``F.mse_loss`` averages over batch and
     action dimensions).
     Shapes: batch leaves ``[B, ...]``."""
-    noise = jax.random.normal(key, (*batch.action.shape[:-1], config.latent_size))
+    noise = jax.random.normal(
+        key, (*batch.action.shape[:-1], latent_dim(config, batch.action.shape[-1]))
+    )
     action_hat, mean, log_var = cvae.apply(cvae_params, batch.obs, batch.action, noise)
     recon = jnp.mean((action_hat - batch.action) ** 2)
     kl = kl_divergence(mean, log_var, config.cvae_std)
@@ -225,7 +234,7 @@ def bonus(
     ``[-1, 1]`` -> ``[...]``; ``key`` draws the latent noise (unused with ``"mean"``); ``cvae`` is
     :func:`cvae_network` of the same config and spec.
     """
-    shape = (*action.shape[:-1], config.latent_size)
+    shape = (*action.shape[:-1], latent_dim(config, action.shape[-1]))
     sample = config.bonus_latent == "sample"
     noise = jax.random.normal(key, shape) if sample else jnp.zeros(shape)
     action_hat, _, _ = cvae.apply(cvae_params, obs, action, noise)
@@ -240,7 +249,7 @@ def init_cvae_state(
     ``noise_key``, Adam state, step 0."""
     obs, act = jnp.zeros((1, *spec.obs_shape)), jnp.zeros((1, spec.action_size))
     params = cvae_network(config, spec).init(
-        params_key, obs, act, jnp.zeros((1, config.latent_size))
+        params_key, obs, act, jnp.zeros((1, latent_dim(config, spec.action_size)))
     )
     opt = optax.adam(config.cvae_lr).init(params)
     return CVAEState(params, opt, noise_key, jnp.zeros((), jnp.int32))

@@ -441,3 +441,28 @@ def test_bad_input_raises():
     ):
         with pytest.raises(ValueError, match=field):
             td3_cvae.Config(**{field: value})
+
+
+def test_latent_size_defaults_to_twice_the_action_size():
+    """The authors' train_ae.py sets the VAE's latent size to 2 |A| (issue 12)."""
+    assert td3_cvae.Config().latent_size is None
+    spec = EnvSpec(obs_shape=(3,), action_shape=(3,))
+
+    def decoder_inputs(**kw):
+        cfg = td3_cvae.Config(hidden=(8, 8), cvae_hidden=(8, 8), **kw)
+        params = td3_cvae.make_rewarder(cfg, spec).init(jax.random.key(0), spec).params
+        dec = {x.shape for x in leaves(params.decoder) if x.ndim == 2}
+        return {shape[0] for shape in dec} - {8}  # first layer: [obs + latent, 8]
+
+    assert decoder_inputs() == {3 + 2 * 3}
+    assert decoder_inputs(latent_size=7) == {3 + 7}
+    # the agent's bonus and loss sample latents of that size too
+    cfg = td3_cvae.Config(**{**TINY, "latent_size": None}, cvae_steps=1)
+    algo = td3_cvae.make(cfg, SPEC)
+    state, m = jax.jit(algo.update)(
+        algo.init(jax.random.key(0), SPEC), make_batch(jax.random.key(1))
+    )
+    assert np.isfinite(float(m["loss/cvae"]))
+    for bad in (0, True, 2.5):
+        with pytest.raises(ValueError, match="latent_size"):
+            td3_cvae.Config(latent_size=bad)
