@@ -76,9 +76,7 @@ class Config(td3.Config):
         td3.check_int(owner, "sarsa_steps", self.sarsa_steps, 0)
 
 
-class SarsaState(NamedTuple):
-    """Q_sarsa's state (the agent's ``State.extra``)."""
-
+class SarsaState(NamedTuple):  # Q_sarsa's state, the agent's State.extra
     params: Any  # Q_sarsa, one head
     target: Any  # its Polyak target
     opt: optax.OptState
@@ -184,12 +182,9 @@ def critic_loss(
 
     ``key`` is the target-smoothing noise key, used exactly as in :func:`td3.critic_loss`.
     """
-    td_loss, metrics = td3.critic_loss(
-        critic_params, target, batch, key, actor, critic, config.td3_config
-    )
-    reg = critic_regularizer(
-        critic_params, sarsa_params, actor_params, batch.obs, actor, critic, q_sarsa
-    )
+    td_loss, metrics = td3.critic_loss(critic_params, target, batch, key, actor, critic, config)
+    nets = (actor, critic, q_sarsa)
+    reg = critic_regularizer(critic_params, sarsa_params, actor_params, batch.obs, *nets)
     loss = td_loss if _is_zero(config.critic_reg) else td_loss + config.critic_reg * reg
     return loss, {**metrics, "loss/critic": loss, "reg/critic": reg}
 

@@ -143,8 +143,7 @@ def prepare(config: Config, dataset: Any) -> Config:
 
 
 def latent_dim(config: Config, action_size: int) -> int:
-    """The CVAE's latent size: ``config.latent_size``, or ``2 |A|`` when it is ``None`` (the
-    authors' ``train_ae.py``: ``latent_dim = action_dim * 2``)."""
+    """``config.latent_size``, or ``2 |A|`` if ``None`` (``train_ae.py``: ``2 * action_dim``)."""
     return 2 * action_size if config.latent_size is None else config.latent_size
 
 
@@ -206,9 +205,8 @@ def cvae_loss(
     ``z ~ q(z|s, a)`` reparameterised (``train_ae.py``; ``F.mse_loss`` averages over batch and
     action dimensions).
     Shapes: batch leaves ``[B, ...]``."""
-    noise = jax.random.normal(
-        key, (*batch.action.shape[:-1], latent_dim(config, batch.action.shape[-1]))
-    )
+    latent = latent_dim(config, batch.action.shape[-1])
+    noise = jax.random.normal(key, (*batch.action.shape[:-1], latent))
     action_hat, mean, log_var = cvae.apply(cvae_params, batch.obs, batch.action, noise)
     recon = jnp.mean((action_hat - batch.action) ** 2)
     kl = kl_divergence(mean, log_var, config.cvae_std)
@@ -245,14 +243,11 @@ def bonus(
 def init_cvae_state(
     config: Config, spec: EnvSpec, params_key: jax.Array, noise_key: jax.Array
 ) -> CVAEState:
-    """A fresh :class:`CVAEState`: CVAE parameters from ``params_key``, noise stream
-    ``noise_key``, Adam state, step 0."""
+    """A fresh :class:`CVAEState`: CVAE from ``params_key``, noise ``noise_key``, step 0."""
     obs, act = jnp.zeros((1, *spec.obs_shape)), jnp.zeros((1, spec.action_size))
-    params = cvae_network(config, spec).init(
-        params_key, obs, act, jnp.zeros((1, latent_dim(config, spec.action_size)))
-    )
-    opt = optax.adam(config.cvae_lr).init(params)
-    return CVAEState(params, opt, noise_key, jnp.zeros((), jnp.int32))
+    z = jnp.zeros((1, latent_dim(config, spec.action_size)))
+    params = cvae_network(config, spec).init(params_key, obs, act, z)
+    return CVAEState(params, optax.adam(config.cvae_lr).init(params), noise_key, jnp.int32(0))
 
 
 def cvae_update(
@@ -280,9 +275,8 @@ def make_rewarder(config: Config, spec: EnvSpec) -> Rewarder:
     * ``reward(state, transition [B]) -> (state, -alpha b(s, a) [B], metrics)``, noise key
       ``fold_in(state.key, state.step)``; metric ``bonus/mean``. The state is unchanged.
 
-    The TD3-CVAE agent uses the same functions: its CVAE phase is :func:`cvae_update` on
-    ``State.extra``, and its target and actor terms are ``-alpha`` times :func:`bonus` of the
-    frozen CVAE. Needs only ``config`` (``alpha``, the CVAE fields) and ``spec``.
+    The agent uses the same functions (CVAE phase: :func:`cvae_update` on ``State.extra``; target
+    and actor terms: ``-alpha`` :func:`bonus` of the frozen CVAE). Needs ``config`` and ``spec``.
     """
     cvae = cvae_network(config, spec)
 
