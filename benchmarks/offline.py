@@ -11,8 +11,11 @@ loop's updates: TD3-CVAE trains its CVAE alone for ``--cvae-epochs`` passes over
 (``cvae_steps``), Qsarsa trains Q_sarsa alone for ``qsarsa.Config.sarsa_steps`` updates; both are
 rounded up to a whole number of evaluation periods. The CVAE's reconstruction loss per period
 (``cvae/recon``) is printed, kept in the record and plotted (``<env>-<level>-cvae_recon.png``).
-Cost on the 2-core CPU (64x64 networks, 256x256 CVAE, 5 seeds, 50k updates): roughly 10-20 min
-per (level, method), about 1.5-2 h for one env's 4 levels x 6 methods; more when the CPU is shared.
+Expected cost on the 2-core CPU (64x64 networks, 256x256 CVAE, 5 seeds, 50k TD3 updates),
+extrapolated from the 5k-update records (~100 s each), not measured: ~10 min per BC / TD3 / TD3+BC
+run, ~20 min per Qsarsa variant (50k SARSA updates first), ~30-40 min for TD3-CVAE (~25k CVAE
+updates first, then a CVAE forward pass in every TD3 update); ~1.5-2 h per (env, level), ~6-8 h
+for one env's 4 levels x 6 methods, more when the CPU is shared.
 After the runs, two diagnostics of the papers' claims on the trained agents (seed 0):
 
 * TD3-CVAE: ROC-AUC of the CVAE bonus separating dataset actions (lower bonus) from uniformly
