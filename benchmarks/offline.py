@@ -1,10 +1,21 @@
 """Offline RL on the generated datasets: normalized scores, CVAE bonus ROC-AUC, Q-sarsa Spearman.
 
-    python -m benchmarks.offline --env inverted_double_pendulum --steps 20000 --seeds 5
+    python -m benchmarks.offline --env inverted_double_pendulum --seeds 5   # 50k TD3 updates
     python -m benchmarks.offline --summary          # rebuild results/offline.md from the records
 
 Per (env, level, algorithm): all seeds vmapped in one compiled offline run (``loops.offline``),
 final normalized score mean and 95% t-CI over seeds, best period, wall time incl. compilation.
+
+Every method gets ``--steps`` TD3 (or BC) updates. Pre-training is counted apart and added to the
+loop's updates: TD3-CVAE trains its CVAE alone for ``--cvae-epochs`` passes over the dataset
+(``cvae_steps``), Qsarsa trains Q_sarsa alone for ``qsarsa.Config.sarsa_steps`` updates; both are
+rounded up to a whole number of evaluation periods. The CVAE's reconstruction loss per period
+(``cvae/recon``) is printed, kept in the record and plotted (``<env>-<level>-cvae_recon.png``).
+Expected cost on the 2-core CPU (64x64 networks, 256x256 CVAE, 5 seeds, 50k TD3 updates),
+extrapolated from the 5k-update records (~100 s each), not measured: ~10 min per BC / TD3 / TD3+BC
+run, ~20 min per Qsarsa variant (50k SARSA updates first), ~30-40 min for TD3-CVAE (~25k CVAE
+updates first, then a CVAE forward pass in every TD3 update); ~1.5-2 h per (env, level), ~6-8 h
+for one env's 4 levels x 6 methods, more when the CPU is shared.
 After the runs, two diagnostics of the papers' claims on the trained agents (seed 0):
 
 * TD3-CVAE: ROC-AUC of the CVAE bonus separating dataset actions (lower bonus) from uniformly
@@ -23,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import time
 
@@ -31,6 +43,7 @@ import numpy as np
 from benchmarks._common import RESULTS, provenance
 
 OUT = os.path.join(RESULTS, "offline")
+BATCH = 256  # TD3+BC paper, Table 3 (the loop's default)
 LEVELS = ("medium", "medium-replay", "medium-expert", "expert")
 # label -> (agent module, overrides); network sizes are set by --hidden for all.
 ALGOS = {
@@ -47,16 +60,27 @@ def _slug(label: str) -> str:
     return label.lower().replace("+", "_").replace("-", "_")
 
 
-def agent_config(module, overrides: dict, hidden: tuple[int, ...], steps: int):
+def agent_config(module, overrides: dict, args, dataset_size: int):
+    """The agent's Config: ``--hidden`` networks; TD3-CVAE's CVAE ``--cvae-hidden`` trained for
+    ``--cvae-epochs`` passes over the data; pre-training rounded up to whole eval periods."""
     fields = {f.name for f in dataclasses.fields(module.Config)}
     kw = dict(overrides)
     if "hidden" in fields:
-        kw["hidden"] = hidden
+        kw["hidden"] = tuple(args.hidden)
     if "cvae_hidden" in fields:
-        kw["cvae_hidden"] = (max(hidden[0], 64) * 2,) * 2
-    if "cvae_steps" in fields:
-        kw["cvae_steps"] = steps // 4  # a quarter of the budget pre-trains the CVAE
+        kw.setdefault("cvae_hidden", tuple(args.cvae_hidden))
+        kw.setdefault("cvae_steps", math.ceil(args.cvae_epochs * dataset_size / BATCH))
+    period = args.steps // args.evals
+    for name in ("cvae_steps", "sarsa_steps"):
+        if name in fields:
+            steps = kw.get(name, getattr(module.Config, name))
+            kw[name] = math.ceil(steps / period) * period
     return module.Config(**kw)
+
+
+def pretrain_updates(config) -> int:
+    """Updates before the first TD3 step (CVAE or Q_sarsa alone); 0 for the other methods."""
+    return getattr(config, "cvae_steps", 0) + getattr(config, "sarsa_steps", 0)
 
 
 def run_one(env_name, level, label, args, dataset, heldout):
@@ -68,15 +92,19 @@ def run_one(env_name, level, label, args, dataset, heldout):
     name, overrides = ALGOS[label]
     module = agents.get(name)
     overrides = {**overrides, **args.overrides}
-    config = agent_config(module, overrides, tuple(args.hidden), args.steps)
+    config = agent_config(module, overrides, args, len(dataset))
     if getattr(config, "auto_reward_scale", False) and np.ptp(dataset.rewards) == 0:
         # a constant reward (inverted_pendulum: 1 per step) has no 1 / (max r - min r) scale;
         # keep the rewards as they are (reward_scale = 1) and record it in agent_config
         config = dataclasses.replace(config, auto_reward_scale=False)
     if hasattr(module, "prepare"):
         config = module.prepare(config, dataset)
+    pre = pretrain_updates(config)
     loop_config = offline.Config(
-        total_steps=args.steps, eval_every=args.steps // args.evals, eval_episodes=10
+        total_steps=args.steps + pre,
+        batch_size=BATCH,
+        eval_every=args.steps // args.evals,
+        eval_episodes=10,
     )
     env = envs.make(env_name, backend=dataset.metadata["backend"])
     algo = module.make(config, env.spec)
@@ -104,6 +132,8 @@ def run_one(env_name, level, label, args, dataset, heldout):
         "agent_config": dataclasses.asdict(config),
         "loop_config": dataclasses.asdict(loop_config),
         "seeds": args.seeds,
+        "td3_updates": args.steps,
+        "pretrain_updates": pre,
         "final_normalized": mean,
         "final_ci": half,
         "best_mean_normalized": float(np.nanmax(curve)),
@@ -115,6 +145,14 @@ def run_one(env_name, level, label, args, dataset, heldout):
     seed0 = jax.tree.map(lambda x: x[0], states.agent)
     if name == "td3_cvae":
         record["bonus_auc"] = cvae_auc(module, config, env.spec, seed0, data)
+        n_pre = pre // loop_config.eval_every
+        recon = np.asarray(metrics["cvae/recon"]).mean(0)[:n_pre]
+        record["cvae_recon_curve"] = [float(x) for x in recon]
+        print(
+            f"{tag}: cvae/recon per {loop_config.eval_every} updates: "
+            + " ".join(f"{x:.4f}" for x in recon),
+            flush=True,
+        )
     if name == "qsarsa":
         record["sarsa_spearman"] = sarsa_spearman(module, seed0, heldout, data, config.discount)
     with open(os.path.join(OUT, f"{tag}.json"), "w") as f:
@@ -141,7 +179,7 @@ def cvae_auc(module, config, spec, state, data, n=5000) -> float:
     obs, act = np.asarray(tr.obs)[idx], np.asarray(tr.action)[idx]
     rand = np.random.default_rng(1).uniform(-1, 1, act.shape).astype(np.float32)
     cvae = module.cvae_network(config, spec)
-    b = jax.jit(lambda o, a, k: module.bonus(state.params.cvae, o, a, k, cvae, config))
+    b = jax.jit(lambda o, a, k: module.bonus(state.extra.params, o, a, k, cvae, config))
     data_bonus = np.asarray(b(obs, act, jax.random.key(0)))
     rand_bonus = np.asarray(b(obs, rand, jax.random.key(1)))
     return auc(data_bonus, rand_bonus)  # positive class: random actions (higher bonus)
@@ -232,15 +270,17 @@ def summary() -> str:
         "",
         "## Diagnostics",
         "",
-        "| env | level | TD3-CVAE bonus ROC-AUC (data vs uniform actions) | Qsarsa-AC Spearman(Q_sarsa, MC return) | Qsarsa-AC2 Spearman |",
-        "|---|---|---|---|---|",
+        "| env | level | TD3-CVAE bonus ROC-AUC (data vs uniform actions) | CVAE recon first -> last period | Qsarsa-AC Spearman(Q_sarsa, MC return) | Qsarsa-AC2 Spearman |",
+        "|---|---|---|---|---|---|",
     ]
     for env, level in envs_levels:
         cv = by.get((env, level, "TD3-CVAE"), {}).get("bonus_auc")
         s1 = by.get((env, level, "Qsarsa-AC"), {}).get("sarsa_spearman")
         s2 = by.get((env, level, "Qsarsa-AC2"), {}).get("sarsa_spearman")
         fmt = lambda v: "" if v is None else f"{v:.3f}"
-        lines.append(f"| {env} | {level} | {fmt(cv)} | {fmt(s1)} | {fmt(s2)} |")
+        curve = by.get((env, level, "TD3-CVAE"), {}).get("cvae_recon_curve") or []
+        rc = f"{curve[0]:.4f} -> {curve[-1]:.4f}" if curve else ""
+        lines.append(f"| {env} | {level} | {fmt(cv)} | {rc} | {fmt(s1)} | {fmt(s2)} |")
     if probes:
         lines += [
             "",
@@ -268,6 +308,15 @@ def summary() -> str:
                 runs, os.path.join(OUT, png), metric="eval/normalized", title=f"{env}-{level}"
             )
             lines.append(f"\n![{env}-{level}](offline/{png})")
+        if "TD3-CVAE" in runs and "cvae/recon" in runs["TD3-CVAE"]:
+            png = f"{env}-{level}-cvae_recon.png"
+            plots.learning_curve(
+                {"TD3-CVAE": runs["TD3-CVAE"]},
+                os.path.join(OUT, png),
+                metric="cvae/recon",
+                title=f"{env}-{level}: CVAE reconstruction (CVAE phase, then frozen)",
+            )
+            lines.append(f"\n![{env}-{level} CVAE](offline/{png})")
     lines += [
         "",
         "## Runs",
@@ -293,7 +342,15 @@ def main() -> None:
     parser.add_argument("--env", default="inverted_double_pendulum")
     parser.add_argument("--levels", default=",".join(LEVELS))
     parser.add_argument("--algos", default=",".join(ALGOS))
-    parser.add_argument("--steps", type=int, default=20_000, help="gradient updates per run")
+    parser.add_argument(
+        "--steps", type=int, default=50_000, help="TD3 / BC updates per run (pre-training apart)"
+    )
+    parser.add_argument(
+        "--cvae-epochs", type=float, default=30.0, help="TD3-CVAE: CVAE passes over the dataset"
+    )
+    parser.add_argument(
+        "--cvae-hidden", type=int, nargs="+", default=[256, 256], help="TD3-CVAE: CVAE layers"
+    )
     parser.add_argument("--evals", type=int, default=10, help="evaluations per run")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)

@@ -1,27 +1,25 @@
 """Qsarsa-AC / Qsarsa-AC2: offline actor-critic regularised towards a SARSA estimate of Q^{pi_beta}.
 
 Shi, Dadashi, Chi, Castro & Geist, *Offline Reinforcement Learning with On-Policy Q-Function
-Regularization*, ECML-PKDD 2023 (arXiv 2307.13824). Instead of pulling the policy towards the
-behaviour policy ``pi_beta``, regularise towards its Q-function, estimated in-sample by SARSA: the
-targets use only the dataset's next actions, so no out-of-distribution action is ever bootstrapped.
-Only that idea is verified from the paper's text (abstract, Fig. 1); the exact regularisers are our
-reading (docs/agents/qsarsa.md lists what is verified and what is chosen).
-
-Equations -> functions:
+Regularization*, ECML-PKDD 2023 (arXiv 2307.13824): regularise towards the behaviour policy's
+Q-function, estimated in-sample by SARSA (targets use only the dataset's next actions). Only that
+idea is verified from the paper's text (abstract, Fig. 1); the regularisers are our reading
+(docs/agents/qsarsa.md lists what is verified and what is chosen). Equations -> functions:
 
 * ``y = r + gamma (1 - term) Q'_sarsa(s', a'_D)``, ``a'_D`` the dataset's next action
   -> :func:`sarsa_target`
 * ``L_sarsa = mean over non-truncated (Q_sarsa(s, a) - y)^2`` (``a'`` is unknown where an episode
-  was cut by a time limit) -> :func:`sarsa_loss`; own Adam and Polyak target
+  was cut by a time limit) -> :func:`sarsa_loss`; own Adam and Polyak target -> :func:`sarsa_update`
 * ``L_critic = L_TD3 + lambda_c sum_i mean (Q_i(s, pi(s)) - sg Q_sarsa(s, pi(s)))^2``
   -> :func:`critic_regularizer`, :func:`critic_loss` (TD3 part: ``td3.critic_loss``)
 * ``L_actor = L_base + lambda_a * R_actor``, ``L_base`` = TD3's actor loss (variant ``"ac"``) or
   TD3+BC's (variant ``"ac2"``) -> :func:`actor_regularizer`, :func:`actor_loss`
 * ``Q_sarsa(s, a)`` for evaluation (e.g. against Monte-Carlo returns) -> :func:`sarsa_q`.
 
-With ``critic_reg = actor_reg = 0`` an update is bit-identical to ``td3.update`` (``"ac"``) or
-``td3_bc.update`` (``"ac2"``) on the same state and batch: the TD3 part draws its PRNG keys exactly
-as they do, and the SARSA part draws none (tested).
+The agent is the TD3 template (:func:`purerl.agents.td3.make_template`) with Q_sarsa as extra
+state: every update takes a SARSA step, then (after ``sarsa_steps`` updates of Q_sarsa alone) a
+TD3 / TD3+BC step against the fresh Q_sarsa. With ``critic_reg = actor_reg = 0`` the TD3 part is
+bit-identical to ``td3`` (``"ac"``) or ``td3_bc`` (``"ac2"``); the SARSA part draws no keys.
 """
 
 from __future__ import annotations
@@ -46,25 +44,20 @@ ACTOR_REG_FORMS = ("linear", "squared")
 
 _SARSA_INIT_SALT = 1  # fold_in salt: Q_sarsa's init key, apart from td3's split of the init key
 
+Params = td3.Params  # actor and twin critics; Q_sarsa is in State.extra (a SarsaState)
+State = td3.State
+
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(td3.Config):
+    # TD3 / TD3+BC part: td3.Config's fields and values (the base algorithms', not this paper's);
+    # `hidden` sizes the actor, both critics and Q_sarsa.
     variant: str = "ac"  # "ac" (TD3 base) or "ac2" (TD3+BC base); names from the paper [unverified]
-    # TD3 / TD3+BC part: the base algorithms' values (td3.Config, td3_bc.Config), not this paper's.
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    hidden: tuple[int, ...] = (256, 256)  # actor, both critics and Q_sarsa
-    discount: float = 0.99
-    tau: float = 0.005
-    policy_noise: float = 0.2
-    noise_clip: float = 0.5
-    policy_delay: int = 2
     alpha: float = 2.5  # TD3+BC's BC trade-off, used by variant "ac2" only (Fujimoto & Gu, sec. 5)
-    exploration_noise: float = 0.1  # only for act(..., deterministic=False); offline never explores
     # Q_sarsa: our choices, the paper's values were not retrievable (docs: deviations 2-4).
     sarsa_lr: float = 3e-4  # same as the critic
     sarsa_tau: float = 0.005  # same as TD3's tau, applied every update
-    sarsa_steps: int = 0  # pre-training updates of Q_sarsa alone before the TD3 part starts
+    sarsa_steps: int = 50_000  # updates of Q_sarsa alone before the TD3 part (docs: deviation 4)
     # Regularisers: our reading of the paper (docs: deviations 5-6).
     critic_reg: float = 1.0  # lambda_c
     actor_reg: float = 0.5  # lambda_a; with "linear": 0 = base actor, 1 = greedy on Q_sarsa alone
@@ -72,66 +65,21 @@ class Config:
 
     def __post_init__(self):
         owner = "qsarsa.Config"
-        if self.variant not in VARIANTS:
-            raise ValueError(f"{owner}.variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.actor_reg_form not in ACTOR_REG_FORMS:
-            raise ValueError(
-                f"{owner}.actor_reg_form must be one of {ACTOR_REG_FORMS}, "
-                f"got {self.actor_reg_form!r}"
-            )
-        validation.positive(
-            owner, actor_lr=self.actor_lr, critic_lr=self.critic_lr, sarsa_lr=self.sarsa_lr
-        )
-        validation.in_unit_interval(
-            owner, discount=self.discount, tau=self.tau, sarsa_tau=self.sarsa_tau
-        )
+        td3.check_choice(owner, "variant", self.variant, VARIANTS)
+        td3.check_choice(owner, "actor_reg_form", self.actor_reg_form, ACTOR_REG_FORMS)
+        super().__post_init__()
+        validation.positive(owner, sarsa_lr=self.sarsa_lr)
+        validation.in_unit_interval(owner, sarsa_tau=self.sarsa_tau)
         validation.non_negative(
-            owner,
-            policy_noise=self.policy_noise,
-            noise_clip=self.noise_clip,
-            alpha=self.alpha,
-            exploration_noise=self.exploration_noise,
-            critic_reg=self.critic_reg,
-            actor_reg=self.actor_reg,
+            owner, alpha=self.alpha, critic_reg=self.critic_reg, actor_reg=self.actor_reg
         )
-        validation.layer_sizes(owner, "hidden", self.hidden)
-        for name in ("policy_delay", "sarsa_steps"):
-            value, low = getattr(self, name), 1 if name == "policy_delay" else 0
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-                raise ValueError(f"{owner}.{name} must be an int >= {low}, got {value!r}")
-
-    @property
-    def td3_config(self) -> td3.Config:
-        """The TD3 part of this config (what :func:`purerl.agents.td3.critic_loss` reads)."""
-        return td3.Config(
-            actor_lr=self.actor_lr,
-            critic_lr=self.critic_lr,
-            hidden=self.hidden,
-            discount=self.discount,
-            tau=self.tau,
-            policy_noise=self.policy_noise,
-            noise_clip=self.noise_clip,
-            policy_delay=self.policy_delay,
-            exploration_noise=self.exploration_noise,
-        )
+        td3.check_int(owner, "sarsa_steps", self.sarsa_steps, 0)
 
 
-class Params(NamedTuple):
-    actor: Any
-    critic: Any  # the twin TD3 critics
-    sarsa: Any  # Q_sarsa, one head
-
-
-class State(NamedTuple):
-    params: Params
-    target: Params
-    actor_opt: optax.OptState
-    critic_opt: optax.OptState
-    sarsa_opt: optax.OptState
-    key: jax.Array  # the TD3 part's key, used exactly as td3/td3_bc use theirs
-    step: jax.Array  # TD3 critic updates done, int32 (drives the policy delay)
-    sarsa_step: jax.Array  # Q_sarsa updates done (= calls to update), int32 (drives pre-training)
-    actor_metrics: Metrics  # last actor update's metrics (the actor moves every policy_delay steps)
+class SarsaState(NamedTuple):  # Q_sarsa's state, the agent's State.extra
+    params: Any  # Q_sarsa, one head
+    target: Any  # its Polyak target
+    opt: optax.OptState
 
 
 def _is_zero(weight: Any) -> bool:
@@ -178,11 +126,7 @@ def sarsa_valid(batch: Transition) -> jax.Array:
 
 
 def sarsa_loss(
-    sarsa_params: Any,
-    target_params: Any,
-    batch: Transition,
-    q_sarsa: Network,
-    discount: float,
+    sarsa_params: Any, target_params: Any, batch: Transition, q_sarsa: Network, discount: float
 ) -> tuple[jax.Array, Metrics]:
     """``L = sum_valid (Q_sarsa(s, a) - sg y)^2 / max(#valid, 1)``, ``y`` from :func:`sarsa_target`.
 
@@ -238,12 +182,9 @@ def critic_loss(
 
     ``key`` is the target-smoothing noise key, used exactly as in :func:`td3.critic_loss`.
     """
-    td_loss, metrics = td3.critic_loss(
-        critic_params, target, batch, key, actor, critic, config.td3_config
-    )
-    reg = critic_regularizer(
-        critic_params, sarsa_params, actor_params, batch.obs, actor, critic, q_sarsa
-    )
+    td_loss, metrics = td3.critic_loss(critic_params, target, batch, key, actor, critic, config)
+    nets = (actor, critic, q_sarsa)
+    reg = critic_regularizer(critic_params, sarsa_params, actor_params, batch.obs, *nets)
     loss = td_loss if _is_zero(config.critic_reg) else td_loss + config.critic_reg * reg
     return loss, {**metrics, "loss/critic": loss, "reg/critic": reg}
 
@@ -301,21 +242,10 @@ def actor_loss(
             actor_params, critic_params, batch, actor, critic, config.alpha
         )
         scale = metrics["bc/lambda"]  # already stop-gradient
-    reg = actor_regularizer(
-        actor_params,
-        critic_params,
-        sarsa_params,
-        batch.obs,
-        actor,
-        critic,
-        q_sarsa,
-        config.actor_reg_form,
-    )
-    weight = scale if config.actor_reg_form == "linear" else scale**2
-    if _is_zero(config.actor_reg):
-        loss = base
-    else:
-        loss = base + config.actor_reg * (weight * reg)
+    nets, form = (actor, critic, q_sarsa), config.actor_reg_form
+    reg = actor_regularizer(actor_params, critic_params, sarsa_params, batch.obs, *nets, form)
+    weight = scale if form == "linear" else scale**2
+    loss = base if _is_zero(config.actor_reg) else base + config.actor_reg * (weight * reg)
     return loss, {**metrics, "loss/actor": loss, "reg/actor": reg}
 
 
@@ -333,189 +263,57 @@ def sarsa_q(state: State, obs: jax.Array, action: jax.Array) -> jax.Array:
     Pass observations the way training saw them (normalised if the offline loop normalised).
     Works on one state; ``jax.vmap`` it over a batch of seeds.
     """
-    net = networks.q_network(_hidden_sizes(state.params.sarsa), num_critics=1)
-    return net.apply(state.params.sarsa, obs, action)[0]
+    net = networks.q_network(_hidden_sizes(state.extra.params), num_critics=1)
+    return net.apply(state.extra.params, obs, action)[0]
+
+
+def sarsa_update(
+    state: SarsaState, batch: Transition, q_sarsa: Network, config: Config
+) -> tuple[SarsaState, Metrics]:
+    """One in-sample SARSA step: Adam on :func:`sarsa_loss`, then Polyak averaging of the target
+    with ``sarsa_tau``. Never sees the policy or the TD3 critics."""
+    grads, metrics = jax.grad(sarsa_loss, has_aux=True)(
+        state.params, state.target, batch, q_sarsa, config.discount
+    )
+    updates, opt = optax.adam(config.sarsa_lr).update(grads, state.opt)
+    params = optax.apply_updates(state.params, updates)
+    return SarsaState(params, lerp(state.target, params, config.sarsa_tau), opt), metrics
 
 
 def make(config: Config, spec: EnvSpec) -> Algorithm:
     """Build Qsarsa-AC (``variant="ac"``) or Qsarsa-AC2 (``"ac2"``) for ``spec`` (continuous
-    actions in [-1, 1])."""
-    if spec.discrete:
-        raise ValueError(f"qsarsa needs continuous actions; env {spec.name!r} is discrete")
-    actor = networks.deterministic_policy(config.hidden, spec.action_size)
-    critic = networks.q_network(config.hidden, num_critics=2)
+    actions in [-1, 1]): the TD3 template with Q_sarsa as extra state."""
+    actor, critic = td3.networks_for(config, spec, "qsarsa")
     q_sarsa = networks.q_network(config.hidden, num_critics=1)
-    actor_opt = optax.adam(config.actor_lr)
-    critic_opt = optax.adam(config.critic_lr)
-    sarsa_opt = optax.adam(config.sarsa_lr)
-    actor_metric_keys = ["loss/actor", "reg/actor"]
+    actor_metrics = ("loss/actor", "reg/actor")
     if config.variant == "ac2":
-        actor_metric_keys += ["loss/bc", "bc/lambda"]
+        actor_metrics += ("loss/bc", "bc/lambda")
 
-    def init(key: jax.Array, spec_: EnvSpec = spec) -> State:
-        del spec_
-        sarsa_key = jax.random.fold_in(key, _SARSA_INIT_SALT)
-        # The same key use as td3.init / td3_bc.init: the TD3 part starts from the same networks.
-        key, actor_key, critic_key = jax.random.split(key, 3)
-        obs = jnp.zeros((1, *spec.obs_shape))
-        act = jnp.zeros((1, spec.action_size))
-        params = Params(
-            actor=actor.init(actor_key, obs),
-            critic=critic.init(critic_key, obs, act),
-            sarsa=q_sarsa.init(sarsa_key, obs, act),
-        )
-        return State(
-            params=params,
-            target=params,
-            actor_opt=actor_opt.init(params.actor),
-            critic_opt=critic_opt.init(params.critic),
-            sarsa_opt=sarsa_opt.init(params.sarsa),
-            key=key,
-            step=jnp.zeros((), jnp.int32),
-            sarsa_step=jnp.zeros((), jnp.int32),
-            actor_metrics={k: jnp.zeros((), jnp.float32) for k in actor_metric_keys},
+    def init_extra(key: jax.Array):
+        obs, act = jnp.zeros((1, *spec.obs_shape)), jnp.zeros((1, spec.action_size))
+        params = q_sarsa.init(jax.random.fold_in(key, _SARSA_INIT_SALT), obs, act)
+        return key, SarsaState(params, params, optax.adam(config.sarsa_lr).init(params))
+
+    def c_loss(critic_params, state: td3.State, batch: Transition, key: jax.Array):
+        sarsa, pi = state.extra.params, state.params.actor
+        return critic_loss(
+            critic_params, sarsa, pi, state.target, batch, key, actor, critic, q_sarsa, config
         )
 
-    def act(state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False):
-        validation.check_obs(obs, spec)
-        a = actor.apply(state.params.actor, obs)
-        if not deterministic:
-            a = jnp.clip(a + config.exploration_noise * jax.random.normal(key, a.shape), -1.0, 1.0)
-        return a, {}
+    def a_loss(actor_params, critic_params, state: td3.State, batch: Transition):
+        sarsa = state.extra.params
+        return actor_loss(actor_params, critic_params, sarsa, batch, actor, critic, q_sarsa, config)
 
-    def loss(params: Params, state: State, batch: Transition, key: jax.Array):
-        validation.check_batch(batch, spec, "qsarsa.loss")
-        check_next_action(batch, "qsarsa.loss")
-        s_loss, s_metrics = sarsa_loss(
-            params.sarsa, state.target.sarsa, batch, q_sarsa, config.discount
-        )
-        c_loss, c_metrics = critic_loss(
-            params.critic,
-            params.sarsa,
-            params.actor,
-            state.target,
-            batch,
-            key,
-            actor,
-            critic,
-            q_sarsa,
-            config,
-        )
-        a_loss, a_metrics = actor_loss(
-            params.actor, params.critic, params.sarsa, batch, actor, critic, q_sarsa, config
-        )
-        return s_loss + c_loss + a_loss, {**s_metrics, **c_metrics, **a_metrics}
-
-    def td3_step(operand, batch: Transition):
-        """One TD3 / TD3+BC update with the regularisers; mirrors td3.update line for line."""
-        actor_params, critic_params, target, opt_states, key, step, a_metrics, sarsa_params = (
-            operand
-        )
-        actor_opt_state, critic_opt_state = opt_states
-        key, noise_key = jax.random.split(key)
-        grads, c_metrics = jax.grad(critic_loss, has_aux=True)(
-            critic_params,
-            sarsa_params,
-            actor_params,
-            target,
-            batch,
-            noise_key,
-            actor,
-            critic,
-            q_sarsa,
-            config,
-        )
-        updates, critic_opt_state = critic_opt.update(grads, critic_opt_state)
-        critic_params = optax.apply_updates(critic_params, updates)
-        step = step + 1
-
-        def delayed(inner):
-            actor_params, target, opt_state, _ = inner
-            grads, new_metrics = jax.grad(actor_loss, has_aux=True)(
-                actor_params, critic_params, sarsa_params, batch, actor, critic, q_sarsa, config
-            )
-            updates, opt_state = actor_opt.update(grads, opt_state)
-            actor_params = optax.apply_updates(actor_params, updates)
-            target = target._replace(
-                actor=lerp(target.actor, actor_params, config.tau),
-                critic=lerp(target.critic, critic_params, config.tau),
-            )
-            return actor_params, target, opt_state, new_metrics
-
-        def skip(inner):
-            return inner
-
-        # A real branch when step is not batched (e.g. the whole loop vmapped over seeds).
-        actor_params, target, actor_opt_state, a_metrics = jax.lax.cond(
-            step % config.policy_delay == 0,
-            delayed,
-            skip,
-            (actor_params, target, actor_opt_state, a_metrics),
-        )
-        out = (
-            actor_params,
-            critic_params,
-            target,
-            (actor_opt_state, critic_opt_state),
-            key,
-            step,
-            a_metrics,
-        )
-        return out, {**c_metrics, **a_metrics}
-
-    def update(state: State, batch: Transition):
-        validation.check_batch(batch, spec, "qsarsa.update")
-        check_next_action(batch, "qsarsa.update")
-
-        # 1. Q_sarsa: in-sample SARSA step, every update (pre-training phase included).
-        grads, s_metrics = jax.grad(sarsa_loss, has_aux=True)(
-            state.params.sarsa, state.target.sarsa, batch, q_sarsa, config.discount
-        )
-        updates, sarsa_opt_state = sarsa_opt.update(grads, state.sarsa_opt)
-        sarsa_params = optax.apply_updates(state.params.sarsa, updates)
-        sarsa_target_params = lerp(state.target.sarsa, sarsa_params, config.sarsa_tau)
-        sarsa_step = state.sarsa_step + 1
-
-        # 2. TD3 / TD3+BC with the regularisers, against the freshly updated Q_sarsa.
-        operand = (
-            state.params.actor,
-            state.params.critic,
-            state.target,
-            (state.actor_opt, state.critic_opt),
-            state.key,
-            state.step,
-            state.actor_metrics,
-            sarsa_params,
-        )
-        if config.sarsa_steps == 0:
-            out, metrics = td3_step(operand, batch)
-            pretraining = jnp.zeros((), jnp.float32)
-        else:
-            _, metrics_shape = jax.eval_shape(td3_step, operand, batch)
-
-            def pretrain(operand):
-                # Q_sarsa alone: the TD3 part (its key included) is left untouched.
-                zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
-                return operand[:-1], zeros
-
-            is_pretraining = state.sarsa_step < config.sarsa_steps
-            out, metrics = jax.lax.cond(
-                is_pretraining, pretrain, lambda o: td3_step(o, batch), operand
-            )
-            pretraining = is_pretraining.astype(jnp.float32)
-        actor_params, critic_params, target, opt_states, key, step, a_metrics = out
-
-        new_state = State(
-            params=Params(actor=actor_params, critic=critic_params, sarsa=sarsa_params),
-            target=target._replace(sarsa=sarsa_target_params),
-            actor_opt=opt_states[0],
-            critic_opt=opt_states[1],
-            sarsa_opt=sarsa_opt_state,
-            key=key,
-            step=step,
-            sarsa_step=sarsa_step,
-            actor_metrics=a_metrics,
-        )
-        return new_state, {**s_metrics, **metrics, "sarsa/pretraining": pretraining}
-
-    return Algorithm(init=init, act=act, loss=loss, update=update)
+    variant = td3.Variant(
+        critic_loss=c_loss,
+        actor_loss=a_loss,
+        actor_metrics=actor_metrics,
+        init_extra=init_extra,
+        extra_update=lambda extra, batch, step: sarsa_update(extra, batch, q_sarsa, config),
+        extra_loss=lambda s, b, _: sarsa_loss(*s.extra[:2], b, q_sarsa, config.discount),
+        pretrain_steps=config.sarsa_steps,
+        frozen_extra=False,
+        phase_metric="sarsa/pretraining",
+        check=check_next_action,
+    )
+    return td3.make_template(config, spec, variant, "qsarsa")

@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from purerl.agents import bc
@@ -37,9 +38,20 @@ def test_bc_fits_a_tiny_dataset():
     first, last = float(metrics["loss/actor"][0]), float(metrics["loss/actor"][-1])
     assert last < 1e-3 < first, (first, last)
     assert int(state.step) == 1000
-    # loss evaluates the same objective
-    value, _ = algo.loss(state.params, state, batch, jax.random.key(2))
-    np.testing.assert_allclose(float(value), last, rtol=0.5)
+    # loss evaluates the objective update descends: at the same parameters it equals the loss the
+    # update reports, and its gradient is the one the update feeds to Adam
+    value, m = algo.loss(state.params, state, batch, jax.random.key(2))
+    next_state, m_update = algo.update(state, batch)
+    np.testing.assert_allclose(float(value), float(m_update["loss/actor"]), rtol=1e-6)
+    np.testing.assert_allclose(float(m["action/abs_error"]), float(m_update["action/abs_error"]))
+    grads = jax.grad(lambda p: algo.loss(p, state, batch, jax.random.key(2))[0])(state.params)
+    updates, _ = optax.adam(3e-3).update(grads, state.opt)
+    for a, b in zip(
+        jax.tree.leaves(optax.apply_updates(state.params, updates)),
+        jax.tree.leaves(next_state.params),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     # act is the policy mean whatever the key or `deterministic`
     a1, _ = algo.act(state, obs, jax.random.key(3))
     a2, _ = algo.act(state, obs, jax.random.key(4), deterministic=True)

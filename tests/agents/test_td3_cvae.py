@@ -43,7 +43,7 @@ def as_td3_state(s: td3_cvae.State, config: td3_cvae.Config) -> td3.State:
         critic_opt=s.critic_opt,
         key=s.key,
         step=s.step - config.cvae_steps,
-        actor_loss=s.actor_metrics["loss/actor"],
+        actor_metrics={"loss/actor": s.actor_metrics["loss/actor"]},
     )
 
 
@@ -317,13 +317,14 @@ def test_phase_switch(two_phase_run):
     td3_part = lambda s: (s.params.actor, s.params.critic, s.target, s.actor_opt, s.critic_opt)
     assert [float(m["phase/cvae"]) for m in metrics] == [1.0, 1.0, 0.0, 0.0]
     for i in (1, 2):  # CVAE phase: only the CVAE (and its optimizer) moves; TD3's key is unused
-        assert not same(states[i].params.cvae, states[i - 1].params.cvae)
+        assert not same(states[i].extra.params, states[i - 1].extra.params)
         assert same(td3_part(states[i]), td3_part(states[i - 1]))
         assert same(jax.random.key_data(states[i].key), jax.random.key_data(states[0].key))
         assert float(metrics[i - 1]["loss/critic"]) == 0.0
     for i in (3, 4):  # TD3 phase: the CVAE is frozen, the critic moves
         assert same(
-            (states[i].params.cvae, states[i].cvae_opt), (states[2].params.cvae, states[2].cvae_opt)
+            (states[i].extra.params, states[i].extra.opt),
+            (states[2].extra.params, states[2].extra.opt),
         )
         assert not same(states[i].params.critic, states[i - 1].params.critic)
         # the frozen CVAE's last training metrics are repeated
@@ -356,11 +357,18 @@ def test_loss_is_the_sum_of_the_network_losses(two_phase_run):
     np.testing.assert_allclose(
         value, m["loss/cvae"] + m["loss/critic"] + m["loss/actor"], rtol=1e-6
     )
+
     # the CVAE is frozen inside the critic and actor losses: grad wrt it is the CVAE loss's alone
+    # (the CVAE lives in State.extra, the rewarder's state, so differentiate through the state)
+    def loss_of_cvae(p):
+        return algo.loss(s.params, s._replace(extra=s.extra._replace(params=p)), batch, key)[0]
+
+    g_cvae = jax.jit(jax.grad(loss_of_cvae))(s.extra.params)
     cvae = td3_cvae.cvae_network(cfg, SPEC)
-    cvae_key = jax.random.split(key, 4)[0]
-    g_ref = jax.grad(lambda p: td3_cvae.cvae_loss(p, batch, cvae_key, cvae, cfg)[0])(s.params.cvae)
-    for a, b in zip(leaves(g.cvae), leaves(g_ref), strict=True):
+    cvae_key = jax.random.fold_in(key, 1)
+    g_ref = jax.grad(lambda p: td3_cvae.cvae_loss(p, batch, cvae_key, cvae, cfg)[0])(s.extra.params)
+    assert set(g._fields) == {"actor", "critic"}
+    for a, b in zip(leaves(g_cvae), leaves(g_ref), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
@@ -433,3 +441,28 @@ def test_bad_input_raises():
     ):
         with pytest.raises(ValueError, match=field):
             td3_cvae.Config(**{field: value})
+
+
+def test_latent_size_defaults_to_twice_the_action_size():
+    """The authors' train_ae.py sets the VAE's latent size to 2 |A| (issue 12)."""
+    assert td3_cvae.Config().latent_size is None
+    spec = EnvSpec(obs_shape=(3,), action_shape=(3,))
+
+    def decoder_inputs(**kw):
+        cfg = td3_cvae.Config(hidden=(8, 8), cvae_hidden=(8, 8), **kw)
+        params = td3_cvae.make_rewarder(cfg, spec).init(jax.random.key(0), spec).params
+        dec = {x.shape for x in leaves(params.decoder) if x.ndim == 2}
+        return {shape[0] for shape in dec} - {8}  # first layer: [obs + latent, 8]
+
+    assert decoder_inputs() == {3 + 2 * 3}
+    assert decoder_inputs(latent_size=7) == {3 + 7}
+    # the agent's bonus and loss sample latents of that size too
+    cfg = td3_cvae.Config(**{**TINY, "latent_size": None}, cvae_steps=1)
+    algo = td3_cvae.make(cfg, SPEC)
+    state, m = jax.jit(algo.update)(
+        algo.init(jax.random.key(0), SPEC), make_batch(jax.random.key(1))
+    )
+    assert np.isfinite(float(m["loss/cvae"]))
+    for bad in (0, True, 2.5):
+        with pytest.raises(ValueError, match="latent_size"):
+            td3_cvae.Config(latent_size=bad)
