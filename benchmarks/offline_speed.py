@@ -4,7 +4,7 @@ The problem is halfcheetah-sized (obs dim 17, action dim 6; no env is built), ac
 are 256x256 MLPs, batch 256, and every update draws its batch from a fixed dataset of 100k random
 transitions already on the device (``randint`` indexing, as ``purerl.loops.offline`` does).
 TD3-CVAE is timed in its TD3 phase (``cvae_steps=0``: the CVAE counts as trained and frozen) with
-the agent's default CVAE (750x750 encoder and decoder, latent 12, the authors' ``VAE(M=750)``), so
+the agent's default CVAE (750x750 encoder and decoder, latent 12 as measured in results/offline_speed.md, pinned; the authors' ``VAE(M=750)``), so
 each update also pays the bonus's CVAE forward at (s', a~') and, every 2nd update, its forward and
 backward at (s, pi(s)). The CVAE is randomly initialised: its weights do not change the cost.
 
@@ -99,7 +99,7 @@ def jax_algo(name: str):
     if name == "td3_bc":
         return td3_bc.make(td3_bc.Config(hidden=HIDDEN), spec)
     # cvae_steps=0: every update is a TD3-phase update with the (frozen) CVAE's bonus.
-    return td3_cvae.make(td3_cvae.Config(hidden=HIDDEN, cvae_steps=0), spec)
+    return td3_cvae.make(td3_cvae.Config(hidden=HIDDEN, cvae_steps=0, latent_size=12), spec)
 
 
 def bench_jax(name: str, seeds: int, k: int) -> dict:
