@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from purerl.datasets import generate, io, registry
+from purerl.datasets import generate, io, registry, schema
 from purerl.datasets.generate import (
     LEVELS,
     PRESETS,
@@ -24,6 +24,7 @@ from purerl.datasets.generate import (
 )
 from purerl.datasets.io import from_minari, save, sha256
 from purerl.datasets.registry import cache_dir, list_datasets
+from purerl.datasets.relabel import relabel
 from purerl.datasets.schema import (
     Dataset,
     DatasetError,
@@ -62,7 +63,9 @@ __all__ = [
     "load_expert",
     "normalized_score",
     "registry",
+    "relabel",
     "save",
+    "schema",
     "sha256",
     "train_expert",
     "validate",
