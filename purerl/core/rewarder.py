@@ -82,17 +82,25 @@ def check_state(rewarder: Rewarder, state: State, example: Transition, owner: st
     """``reward`` must keep its state's structure, shapes and dtypes on ``example`` (``[B]``
     transitions), or it cannot live in a ``lax.scan`` carry. A rewarder with per-episode state
     (one entry per env) must be made for the ``B`` it is used with; the error says so."""
+    batch = jnp.shape(example.reward)[0]
+    hint = (
+        f"a rewarder with per-env episode state must be made for {batch} envs (the loop's "
+        "num_envs, the offline loop's batch_size; 1 for envs.wrappers.with_rewarder and "
+        "datasets.relabel)"
+    )
     old = jax.eval_shape(lambda s: s, state)
-    new = jax.eval_shape(rewarder.reward, state, example)[0]
+    try:
+        new = jax.eval_shape(rewarder.reward, state, example)[0]
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"{owner}: rewarder.reward fails on a batch of {batch} transitions ({e}); {hint}"
+        ) from e
     if jax.tree.structure(old) != jax.tree.structure(new) or [
         (x.shape, x.dtype) for x in jax.tree.leaves(old)
     ] != [(x.shape, x.dtype) for x in jax.tree.leaves(new)]:
-        batch = jnp.shape(example.reward)[0]
         raise ValueError(
             f"{owner}: rewarder.reward changed the structure, shapes or dtypes of the rewarder's "
-            f"state on a batch of {batch} transitions; a rewarder with per-env episode state must "
-            f"be made for {batch} envs (the loop's num_envs; 1 for envs.wrappers.with_rewarder and "
-            "datasets.relabel)"
+            f"state on a batch of {batch} transitions; {hint}"
         )
 
 

@@ -49,26 +49,33 @@ def random_dataset(spec, n: int = 300, episode: int = 50):
     )
 
 
-def runs(**rewarder_kwargs) -> dict[str, tuple]:
-    """``{name: (final agent state, metrics)}`` of the three runs (``rewarder_kwargs`` go to every
-    ``make_train``; empty for the recording)."""
+def run_online(**rewarder_kwargs) -> tuple:
+    """``(final agent state, metrics)``; ``rewarder_kwargs`` go to ``make_train``."""
     env = envs.make("point_mass")
-    spec = env.spec
-    out = {}
-    algo = td3.make(td3.Config(hidden=(8, 8)), spec)
+    algo = td3.make(td3.Config(hidden=(8, 8)), env.spec)
     train = online.make_train(algo, env, ONLINE, **rewarder_kwargs)
     carry, m = jax.jit(train)(jax.random.key(0))
-    out["online"] = (carry.agent, m)
-    algo = ppo.make(ppo.Config(hidden=(8, 8), num_minibatches=2, num_epochs=2), spec)
+    return carry.agent, m
+
+
+def run_on_policy(**rewarder_kwargs) -> tuple:
+    env = envs.make("point_mass")
+    algo = ppo.make(ppo.Config(hidden=(8, 8), num_minibatches=2, num_epochs=2), env.spec)
     train = on_policy.make_train(algo, env, ON_POLICY, **rewarder_kwargs)
     carry, m = jax.jit(train)(jax.random.key(1))
-    out["on_policy"] = (carry.agent, m)
-    algo = td3.make(td3.Config(hidden=(8, 8)), spec)
-    data = offline.prepare_data(random_dataset(spec), OFFLINE)
+    return carry.agent, m
+
+
+def run_offline(**rewarder_kwargs) -> tuple:
+    env = envs.make("point_mass")
+    algo = td3.make(td3.Config(hidden=(8, 8)), env.spec)
+    data = offline.prepare_data(random_dataset(env.spec), OFFLINE)
     train = offline.make_train(algo, env, OFFLINE, **rewarder_kwargs)
     carry, m = jax.jit(train)(jax.random.key(2), data)
-    out["offline"] = (carry.agent, m)
-    return out
+    return carry.agent, m
+
+
+RUNS = {"online": run_online, "on_policy": run_on_policy, "offline": run_offline}
 
 
 def flatten(results: dict[str, tuple]) -> dict[str, np.ndarray]:
@@ -85,4 +92,4 @@ def flatten(results: dict[str, tuple]) -> dict[str, np.ndarray]:
 
 
 if __name__ == "__main__":
-    np.savez(sys.argv[1], **flatten(runs()))
+    np.savez(sys.argv[1], **flatten({name: run() for name, run in RUNS.items()}))
