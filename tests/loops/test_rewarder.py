@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from purerl import envs, imitation
-from purerl.agents import td3
 from purerl.core.types import Algorithm, Rewarder
 from purerl.loops import NonFiniteError, checkpoint, offline, on_policy, online, run_seeds
 from tests.loops import identity_runs
@@ -62,6 +61,28 @@ def small_online(**kw):
 
 
 # ---------------------------------------------------------------------------------------------
+# A spy agent (zero actions; update counts calls and sums the rewards it learns from) keeps the
+# compiled programs of the mechanics tests small.
+
+
+def spy(spec) -> Algorithm:
+    def init(key, spec_=spec):
+        return {"updates": jnp.zeros((), jnp.int32), "reward_sum": jnp.zeros((), jnp.float32)}
+
+    def act(state, obs, key, deterministic=False):
+        return jnp.zeros((*obs.shape[:-1], *spec.action_shape), jnp.float32), {}
+
+    def update(state, batch):
+        state = {
+            "updates": state["updates"] + 1,
+            "reward_sum": state["reward_sum"] + jnp.sum(batch.reward),
+        }
+        return state, {"batch/reward_mean": jnp.mean(batch.reward)}
+
+    return Algorithm(init, act, lambda p, s, b, k: (0.0, {}), update)
+
+
+# ---------------------------------------------------------------------------------------------
 # rewarder=None is the loop as it was.
 
 
@@ -99,9 +120,8 @@ def test_pass_through_rewarder_learns_exactly_what_no_rewarder_learns():
 
 def test_online_stateful_rewarder_sees_episodes_in_order_and_updates_once_per_agent_update():
     env = envs.make("point_mass", episode_length=EPISODE)
-    algo = td3.make(td3.Config(hidden=(8, 8)), env.spec)
     cfg = small_online()
-    carry, m = jax.jit(online.make_train(algo, env, cfg, rewarder=step_counter(2)))(
+    carry, m = jax.jit(online.make_train(spy(env.spec), env, cfg, rewarder=step_counter(2)))(
         jax.random.key(0)
     )
     # Replay slot t (both envs, written at iteration t) holds the rewarder's reward t mod 10.
@@ -112,15 +132,18 @@ def test_online_stateful_rewarder_sees_episodes_in_order_and_updates_once_per_ag
     np.testing.assert_array_equal(m["return/rewarder"], [45.0, 45.0])
     np.testing.assert_array_equal(m["return/env"], m["train/episode_return"])
     assert np.all(m["return/env"] < 0)  # point_mass: -distance to the goal
-    # One rewarder update per agent update (TD3 counts its updates in state.step).
-    assert int(carry.rewarder.state["updates"]) == int(carry.agent.step) > 0
+    # One rewarder update per agent update, on the same batches.
+    assert int(carry.rewarder.state["updates"]) == int(carry.agent["updates"]) == 80 * 2
+    np.testing.assert_allclose(
+        float(carry.rewarder.state["seen_reward"]), float(carry.agent["reward_sum"]), rtol=1e-6
+    )
     np.testing.assert_allclose(m["reward/counter"], 4.5)  # mean of 0..9 over each period
     assert np.all(np.isfinite(m["rewarder/updates"][1:]))
 
 
 def test_online_add_mode_stores_env_reward_plus_weighted_bonus():
     env = envs.make("point_mass", episode_length=EPISODE)
-    algo = td3.make(td3.Config(hidden=(8, 8)), env.spec)
+    algo = spy(env.spec)
     cfg = small_online(total_steps=100, eval_every=100, warmup_steps=100)
     bonus = fixed("alive_bonus", env.spec, bonus=2.0)
     plain, _ = jax.jit(online.make_train(algo, env, cfg))(jax.random.key(3))
@@ -135,7 +158,7 @@ def test_online_add_mode_stores_env_reward_plus_weighted_bonus():
 
 def test_online_checkpoint_resume_keeps_the_rewarder_state(tmp_path):
     env = envs.make("point_mass", episode_length=7)  # episodes straddle period boundaries
-    algo = td3.make(td3.Config(hidden=(8, 8)), env.spec)
+    algo = spy(env.spec)
     loop = online.make_loop(algo, env, small_online(), rewarder=step_counter(2))
     run = jax.jit(loop.run, static_argnums=1)
     c0 = jax.jit(loop.init)(jax.random.key(0))
@@ -154,7 +177,7 @@ def test_online_checkpoint_resume_keeps_the_rewarder_state(tmp_path):
 
 def test_online_nonfinite_rewarder_reward_stops_the_run():
     env = envs.make("point_mass")
-    algo = td3.make(td3.Config(hidden=(8, 8)), env.spec)
+    algo = spy(env.spec)
 
     def reward(state, tr):
         return state, jnp.where(state > 4, jnp.nan, 0.0) * jnp.ones_like(tr.reward), {}
@@ -171,7 +194,7 @@ def test_online_nonfinite_rewarder_reward_stops_the_run():
 
 def test_rewarder_errors_are_clear():
     env = envs.make("point_mass")
-    algo = td3.make(td3.Config(hidden=(8, 8)), env.spec)
+    algo = spy(env.spec)
     r = fixed("env_reward", env.spec)
     with pytest.raises(ValueError, match="reward mode must be 'replace' or 'add', got 'mix'"):
         online.make_train(algo, env, small_online(), rewarder=r, reward_mode="mix")
@@ -188,31 +211,12 @@ def test_rewarder_errors_are_clear():
     clash = Rewarder(
         lambda key, spec: (),
         lambda s, tr: (s, tr.reward, {}),
-        lambda s, b: (s, {"loss/critic": 0.0}),
+        lambda s, b: (s, {"batch/reward_mean": 0.0}),
     )
-    with pytest.raises(ValueError, match=r"\['loss/critic'\] have the same names as the agent's"):
+    with pytest.raises(
+        ValueError, match=r"\['batch/reward_mean'\] have the same names as the agent's"
+    ):
         jax.jit(online.make_train(algo, env, small_online(), rewarder=clash))(jax.random.key(0))
-
-
-# ---------------------------------------------------------------------------------------------
-# On-policy loop: a spy agent reports the rollout rewards it learns from.
-
-
-def spy(spec) -> Algorithm:
-    def init(key, spec_=spec):
-        return {"updates": jnp.zeros((), jnp.int32), "reward_sum": jnp.zeros((), jnp.float32)}
-
-    def act(state, obs, key, deterministic=False):
-        return jnp.zeros((*obs.shape[:-1], *spec.action_shape), jnp.float32), {}
-
-    def update(state, batch):
-        state = {
-            "updates": state["updates"] + 1,
-            "reward_sum": state["reward_sum"] + jnp.sum(batch.reward),
-        }
-        return state, {"batch/reward_mean": jnp.mean(batch.reward)}
-
-    return Algorithm(init, act, lambda p, s, b, k: (0.0, {}), update)
 
 
 def test_on_policy_rollouts_carry_the_rewarders_reward_across_rollouts():
