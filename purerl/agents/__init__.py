@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = {
+REGISTRY = {
     "td3": (
         "purerl.agents.td3",
         "TD3, twin delayed DDPG (Fujimoto et al. 2018), continuous actions",
@@ -27,11 +27,12 @@ _MODULES = {
         "TD3 / TD3+BC regularized by a SARSA Q of the data (Shi et al. 2023), offline",
     ),
 }
+_MODULES = REGISTRY  # the name the registry had before it was public
 
 
 def list_agents() -> dict[str, str]:
     """``{name: one-line description}`` of the agents that import on this install."""
-    return {name: desc for name, (_, desc) in _MODULES.items() if _importable(name)}
+    return {name: desc for name, (_, desc) in REGISTRY.items() if _importable(name)}
 
 
 def _importable(name: str) -> bool:
@@ -44,6 +45,22 @@ def _importable(name: str) -> bool:
 
 def get(name: str):
     """The agent module ``name`` (``td3``, ``sac``, ...)."""
-    if name not in _MODULES:
-        raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(sorted(_MODULES))}")
-    return importlib.import_module(_MODULES[name][0])
+    if name not in REGISTRY:
+        raise ValueError(f"unknown agent {name!r}; known agents: {', '.join(sorted(REGISTRY))}")
+    return importlib.import_module(REGISTRY[name][0])
+
+
+__all__ = [
+    "REGISTRY",
+    "bc",
+    "d4pg",
+    "dqn",
+    "get",
+    "list_agents",
+    "ppo",
+    "qsarsa",
+    "sac",
+    "td3",
+    "td3_bc",
+    "td3_cvae",
+]

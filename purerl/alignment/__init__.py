@@ -72,6 +72,7 @@ __all__ = [
     "get",
     "list_methods",
     "lm",
+    "pipeline",  # imported on demand: it sits above loops (purerl.loops.self_sampling)
     "policy_gradient",
     "pretrain",
     "reward_model",

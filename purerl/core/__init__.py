@@ -1,5 +1,34 @@
 """Core types, networks, replay, normalization and pytree helpers shared by every algorithm."""
 
-from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
+from purerl.core import networks, normalization, optim, replay, rewarder, tree, types, validation
+from purerl.core.types import (
+    Algorithm,
+    Batch,
+    EnvSpec,
+    Metrics,
+    Network,
+    Rewarder,
+    State,
+    Transition,
+    fixed_update,
+)
 
-__all__ = ["Algorithm", "EnvSpec", "Metrics", "Network", "Transition"]
+__all__ = [
+    "Algorithm",
+    "Batch",
+    "EnvSpec",
+    "Metrics",
+    "Network",
+    "Rewarder",
+    "State",
+    "Transition",
+    "fixed_update",
+    "networks",
+    "normalization",
+    "optim",
+    "replay",
+    "rewarder",
+    "tree",
+    "types",
+    "validation",
+]

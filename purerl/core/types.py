@@ -8,7 +8,7 @@ An algorithm is four pure functions, a rewarder three (see docs/design.md):
     loss, metrics = algo.loss(params, state, batch, key)
     state, metrics = algo.update(state, batch)          # a lax.scan body
 
-    rewarder = pwil.make_rewarder(config, spec, demos)  # any Rewarder
+    rewarder = imitation.get("alive_bonus")(config, spec)  # any Rewarder
     r_state = rewarder.init(key, spec)
     r_state, reward, metrics = rewarder.reward(r_state, transition)   # per env step, [B]
     r_state, metrics = rewarder.update(r_state, batch)                # learned rewarders only
@@ -104,10 +104,17 @@ class Algorithm(NamedTuple):
 class RewardFn(Protocol):
     """``reward(state, transition) -> (state, reward, metrics)``.
 
-    ``transition`` is a :class:`Transition` with leaves ``[B, ...]`` (one env step of ``B`` envs, or
-    a batch of stored transitions); ``reward`` is ``[B]`` float32. The state is returned because some
+    ``transition`` is a :class:`Transition` with leaves ``[B, ...]`` whose ``reward`` is the env's
+    (one env step of ``B`` parallel envs, or a batch of stored transitions); ``reward`` is ``[B]``
+    float32, the rewarder's own, unweighted (how it is combined with the env's is the caller's
+    ``mode``/``weight``: :mod:`purerl.core.rewarder`). The state is returned because some
     rewarders change within an episode (PWIL's remaining expert weights); fixed ones return it
-    unchanged. Episode boundaries are read from ``transition.terminated``/``truncated``.
+    unchanged. Episode boundaries are read from ``transition.terminated``/``truncated``: a
+    transition with either flag set is the last of its episode, so per-episode state is reset
+    after it. Per-episode state has one entry per env, so such a rewarder is made for a fixed
+    ``B`` (its config's ``num_envs``): the loop's ``num_envs``, 1 for
+    ``envs.wrappers.with_rewarder`` and ``datasets.relabel``; callers check that ``reward`` keeps
+    the state's shapes and say so when it does not.
     """
 
     def __call__(
@@ -117,7 +124,9 @@ class RewardFn(Protocol):
 
 class RewarderUpdateFn(Protocol):
     """``update(state, batch) -> (state, metrics)`` for learned rewarders (a GAIL discriminator step,
-    a CVAE step); the identity for fixed ones. A ``jax.lax.scan`` body, like :class:`UpdateFn`."""
+    a CVAE step); the identity for fixed ones (:func:`fixed_update`). A ``jax.lax.scan`` body, like
+    :class:`UpdateFn`. The loops call it once per agent update, right after ``algo.update``, on the
+    agent's batch (``[B]``, ``[B, n]`` or ``[T, E]`` as that agent takes it, rewards relabelled)."""
 
     def __call__(self, state: State, batch: Batch) -> tuple[State, Metrics]: ...
 
@@ -126,9 +135,12 @@ class Rewarder(NamedTuple):
     """A reward, bonus or cost as three pure functions (PWIL, GAIL/DAC, the TD3-CVAE
     anti-exploration bonus, learned intrinsic bonuses).
 
-    Loops take ``rewarder=`` (``make_train(..., rewarder=...)``), an env wrapper
-    (``purerl.envs.wrappers.with_rewarder``) gives it to users with their own loop, and
-    ``purerl.datasets.relabel(dataset, rewarder, ...)`` relabels offline data.
+    Loops take ``rewarder=`` (``make_train(..., rewarder=..., reward_mode=..., reward_weight=...)``),
+    an env wrapper (``purerl.envs.wrappers.with_rewarder``) gives it to users with their own loop,
+    and ``purerl.datasets.relabel(dataset, rewarder, key, ...)`` relabels offline data; all three
+    combine rewards by one rule (:func:`purerl.core.rewarder.combine`: "replace" ``r = w r^rew``,
+    "add" ``r = r^env + w r^rew``). ``purerl.imitation.REGISTRY`` lists the registered ones, each
+    built by ``make(config, spec) -> Rewarder``.
 
     Attributes:
       init: :class:`InitFn`, ``init(key, spec, *args) -> State``.

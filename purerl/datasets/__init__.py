@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from purerl.datasets import io, registry
+from purerl.datasets import io, registry, schema
 from purerl.datasets.io import from_minari, save, sha256
 from purerl.datasets.registry import (
     LEVELS,
@@ -27,6 +27,7 @@ from purerl.datasets.registry import (
     cache_dir,
     list_datasets,
 )
+from purerl.datasets.relabel import relabel
 from purerl.datasets.schema import (
     Dataset,
     DatasetError,
@@ -156,7 +157,9 @@ __all__ = [
     "load",
     "normalized_score",
     "registry",
+    "relabel",
     "save",
+    "schema",
     "sha256",
     "validate",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from purerl.envs import toy, wrappers
+from purerl.envs import protocol, toy, wrappers
 from purerl.envs.protocol import Env, EnvState
 
 # Default brax backend per env: the fastest one measured on the 2-core CPU at batch 256
@@ -127,4 +127,16 @@ def make(
     return env
 
 
-__all__ = ["Env", "EnvState", "list_envs", "make", "toy", "wrappers"]
+__all__ = [
+    "BRAX_DEFAULT_BACKEND",
+    "BRAX_DESCRIPTIONS",
+    "TOY_ENVS",
+    "Env",
+    "EnvState",
+    "brax",
+    "list_envs",
+    "make",
+    "protocol",
+    "toy",
+    "wrappers",
+]

@@ -4,6 +4,8 @@ The standard stack (``envs.make`` builds it) is, from the inside out::
 
     base -> rescale_actions (toy/custom envs) or clip_actions (brax) -> [action_noise] -> time_limit -> auto_reset -> episode_stats
          -> [observation_noise]
+
+and :func:`with_rewarder` goes on top of that stack for users who bring their own loop.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from purerl.core import rewarder as rewarding
+from purerl.core.types import Rewarder, Transition
 from purerl.envs.protocol import Env, EnvState
 
 
@@ -142,5 +146,80 @@ def episode_stats(env: Env) -> Env:
             episode_done=done,
         )
         return state._replace(info=new)
+
+    return env._replace(reset=reset, step=step)
+
+
+_REWARDER_INFO = ("rewarder", "env_reward", "rewarder_reward", "rewarder_metrics")
+
+
+def with_rewarder(env: Env, rewarder: Rewarder, mode: str = "replace", weight: float = 1.0) -> Env:
+    """The env with its reward replaced by (``mode="replace"``: ``r = w r^rew``) or added to
+    (``mode="add"``: ``r = r^env + w r^rew``) a :class:`~purerl.core.types.Rewarder`'s reward, for
+    users with their own loop (the purerl loops take ``rewarder=`` instead).
+
+    Wrap the standard stack (``with_rewarder(envs.make(name), rewarder)``): the rewarder then sees
+    each step's transition ``(obs, action, r^env, final_obs, terminated, truncated)`` with the
+    time limit and the final observation of auto-reset episodes, and ``episode_stats`` below it
+    keeps counting the env's return. The env is unbatched (``vmap`` it as usual), so the rewarder
+    is called on ``[1]``-transitions and one rewarder state lives in each env's state; a
+    rewarder with per-env episode state must be made for one env.
+
+    ``state.info`` gains ``"rewarder"`` (the rewarder's state, a pytree: replace it to hand in a
+    trained learned rewarder, ``state._replace(info={**state.info, "rewarder": new})``),
+    ``"env_reward"`` (``r^env`` of the last step), ``"rewarder_reward"`` (``r^rew``, unweighted) and
+    ``"rewarder_metrics"`` (``rewarder.reward``'s metrics of the last step; zeros after reset).
+    ``reset(key)`` calls ``rewarder.init`` with a key folded out of ``key`` (the env's reset is that
+    of the unwrapped env).
+    """
+    rewarding.check_mode(mode, weight, "with_rewarder")
+
+    def transition(state: EnvState, action: jax.Array, new: EnvState) -> Transition:
+        return jax.tree.map(
+            lambda x: jnp.expand_dims(x, 0),
+            Transition(
+                obs=state.obs,
+                action=action,
+                reward=new.reward,
+                next_obs=new.final_obs,
+                terminated=new.terminated,
+                truncated=new.truncated,
+            ),
+        )
+
+    def reset(key):
+        state = env.reset(key)
+        r_state = rewarding.init(
+            rewarder, jax.random.fold_in(key, 0x52455744), env.spec, 1, "with_rewarder"
+        )
+        example = rewarding.example_transition(env.spec, 1)
+        metrics = jax.eval_shape(rewarder.reward, r_state, example)[2]
+        zero = jnp.zeros((), jnp.float32)
+        info = dict(state.info)
+        info.update(
+            rewarder=r_state,
+            env_reward=zero,
+            rewarder_reward=zero,
+            rewarder_metrics=jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics),
+        )
+        return state._replace(info=info)
+
+    def step(key, state, action):
+        info = state.info
+        inner_state = state._replace(
+            info={k: v for k, v in info.items() if k not in _REWARDER_INFO}
+        )
+        new = env.step(key, inner_state, action)
+        r_state, tr, reward, metrics = rewarding.apply(
+            rewarder, info["rewarder"], transition(state, action, new), mode, weight
+        )
+        out = dict(new.info)
+        out.update(
+            rewarder=r_state,
+            env_reward=new.reward,
+            rewarder_reward=reward[0],
+            rewarder_metrics=metrics,
+        )
+        return new._replace(reward=tr.reward[0], info=out)
 
     return env._replace(reset=reset, step=step)

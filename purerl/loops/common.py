@@ -1,4 +1,5 @@
-"""What every loop shares: multi-seed running (with sharding), progress, non-finite checks."""
+"""What every loop shares: multi-seed running (with sharding), progress, non-finite checks, and the
+loop side of a :class:`~purerl.core.types.Rewarder` (its carry, its per-step call, its metrics)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from purerl.core import rewarder as rewarding
+from purerl.core.types import EnvSpec, Metrics, Rewarder, Transition
 
 
 class NonFiniteError(FloatingPointError):
@@ -141,6 +145,63 @@ def run_seeds(
     return states, metrics
 
 
+class RewarderCarry(NamedTuple):
+    """A rewarder inside a loop's carry (so checkpoints and resumes keep it).
+
+    Attributes:
+      state: the rewarder's own state (``rewarder.init``; learned parameters, per-episode state).
+      episode_return: ``[num_envs]`` sum of the rewarder's own (unweighted) reward over each env's
+        running episode, for ``return/rewarder``.
+    """
+
+    state: Any
+    episode_return: jax.Array
+
+
+def rewarder_key(key: jax.Array) -> jax.Array:
+    """The key a loop gives ``rewarder.init``: folded out of the run's key without consuming it, so
+    the agent's and env's keys are those of the same run without a rewarder."""
+    return jax.random.fold_in(key, 0x52455744)
+
+
+def init_rewarder(
+    rewarder: Rewarder, key: jax.Array, spec: EnvSpec, num_envs: int, owner: str
+) -> RewarderCarry:
+    """``rewarder.init`` (checked: ``reward`` keeps the state's shapes on ``num_envs`` transitions)
+    and zero episode returns."""
+    state = rewarding.init(rewarder, key, spec, num_envs, owner)
+    return RewarderCarry(state, jnp.zeros((num_envs,), jnp.float32))
+
+
+def reward_step(
+    rewarder: Rewarder, carry: RewarderCarry, transition: Transition, mode: str, weight: float
+) -> tuple[RewarderCarry, Transition, jax.Array, Metrics]:
+    """Apply the rewarder to one env step of ``num_envs`` envs (``transition.reward`` = env reward).
+
+    Returns the new carry, the transition with the combined reward (:func:`purerl.core.rewarder.
+    combine`), ``rewarder_return_sum`` (the rewarder's return summed over the episodes that ended on
+    this step, scalar) and the reward's metrics. Episodes end where ``terminated`` or ``truncated``.
+    """
+    state, transition, reward, metrics = rewarding.apply(
+        rewarder, carry.state, transition, mode, weight
+    )
+    done = jnp.maximum(transition.terminated, transition.truncated)
+    ret = carry.episode_return + reward
+    finished = jnp.sum(done * ret)
+    return RewarderCarry(state, ret * (1.0 - done)), transition, finished, metrics
+
+
+def merge_metrics(agent: Metrics, rewarder: Metrics, owner: str) -> Metrics:
+    """``{**agent, **rewarder}``; raises ``ValueError`` (at trace time) if a name is in both."""
+    both = sorted(set(agent) & set(rewarder))
+    if both:
+        raise ValueError(
+            f"{owner}: the rewarder's metrics {both} have the same names as the agent's; give the "
+            "rewarder's metrics their own group (e.g. 'reward/...', 'rewarder/...')"
+        )
+    return {**agent, **rewarder}
+
+
 class Loop(NamedTuple):
     """A loop split at period boundaries, for checkpoint/resume:
     ``run(init(key), config.num_evals) == train(key)``, and running ``k`` periods, saving the carry,
@@ -198,7 +259,8 @@ def period_row(
     the mean of the update metrics over the iterations that learned (NaN if none did).
 
     Args:
-      stats: ``{"episodes": [I], "return_sum": [I]}`` per iteration of the period.
+      stats: ``{"episodes": [I], "return_sum": [I]}`` per iteration of the period; with a rewarder
+        also ``"rewarder_return_sum": [I]`` and ``"reward_metrics": {name: [I]}``.
       metrics: update metrics ``[I]`` plus ``"learning": [I]`` (1.0 where an update ran).
       bad_step: first non-finite env step (reported as ``check/nonfinite_step``), or None.
     """
@@ -227,6 +289,14 @@ def period_row(
             "train/episodes": episodes,
         }
     )
+    if "rewarder_return_sum" in stats:
+        finished = jnp.maximum(episodes, 1)
+        row["return/env"] = row["train/episode_return"]
+        row["return/rewarder"] = jnp.where(
+            episodes > 0, jnp.sum(stats["rewarder_return_sum"]) / finished, jnp.nan
+        )
+        reward_metrics = {k: jnp.mean(v) for k, v in stats["reward_metrics"].items()}
+        row.update(merge_metrics(row, reward_metrics, "the loop's rows"))
     if bad_step is not None:
         row["check/nonfinite_step"] = bad_step
     if callback is not None:

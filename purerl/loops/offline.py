@@ -14,6 +14,16 @@ Observation normalization (``normalize_obs``, TD3+BC paper sec. 5: "we normalize
 every state in the provided dataset", ``s = (s - mu) / (sigma + eps)``, eps = 1e-3 in the authors'
 code) is done once on the host copy of the data, and the evaluation policy sees observations
 normalized with the same statistics. It applies to every agent alike so comparisons stay fair.
+
+Rewarders (``make_train(..., rewarder=r, reward_mode="replace" | "add", reward_weight=w)``): the
+:class:`~purerl.core.types.Rewarder`'s state lives in the carry (``Carry.rewarder``). Each sampled
+batch ``[B]`` is relabelled before the agent sees it: ``rewarder.reward(state, batch)``, then
+``r = w r^rew`` ("replace") or ``r = r^env + w r^rew`` ("add"); a learned rewarder's ``update`` runs
+on the same (relabelled) batch right after each ``algo.update``. The rewarder sees observations as
+the agent does (normalized when ``normalize_obs``). Uniformly sampled transitions are not whole
+episodes, so a rewarder whose reward depends on the episode so far (PWIL) belongs in
+``purerl.datasets.relabel`` (episodes in order, once, before training) instead. ``rewarder=None``
+runs exactly the loop without a rewarder.
 """
 
 from __future__ import annotations
@@ -26,15 +36,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from purerl.core import rewarder as rewarding
 from purerl.core import validation
-from purerl.core.types import Algorithm, Transition
+from purerl.core.types import Algorithm, Rewarder, Transition
 from purerl.envs.protocol import Env
 from purerl.loops.common import (
     Loop,
     Progress,
     first_nonfinite,
     freeze_on_nonfinite,
+    merge_metrics,
     progress_callback,
+    rewarder_key,
     update_bad_step,
 )
 from purerl.loops.evaluate import evaluate
@@ -87,6 +100,7 @@ class Carry(NamedTuple):
     key: jax.Array
     step: jax.Array  # updates done, int32
     bad_step: jax.Array  # first update whose metrics were NaN/inf, -1 if none
+    rewarder: Any = None  # the rewarder's state (None without a rewarder)
 
 
 def prepare_data(dataset, config: Config, needs_next_action: bool = False) -> Data:
@@ -123,9 +137,12 @@ def make_train(
     config: Config,
     ref_scores: tuple[float, float] | None = None,
     callback: Callable[[Any, dict], None] | None = None,
+    rewarder: Rewarder | None = None,
+    reward_mode: str = "replace",
+    reward_weight: float = 1.0,
 ) -> Callable[[jax.Array, Data], tuple[Carry, dict]]:
     """``train(key, data) -> (final Carry, metrics)``, the whole run one ``lax.scan``."""
-    loop = make_loop(algo, env, config, ref_scores, callback)
+    loop = make_loop(algo, env, config, ref_scores, callback, rewarder, reward_mode, reward_weight)
 
     def train(key: jax.Array, data: Data) -> tuple[Carry, dict]:
         return loop.run(loop.init(key), config.num_evals, data)
@@ -141,13 +158,18 @@ def make_loop(
     config: Config,
     ref_scores: tuple[float, float] | None = None,
     callback: Callable[[Any, dict], None] | None = None,
+    rewarder: Rewarder | None = None,
+    reward_mode: str = "replace",
+    reward_weight: float = 1.0,
 ) -> Loop:
     """Build the loop: ``init(key) -> Carry``, ``run(carry, num_periods, data)``.
 
     Metrics per row: ``updates``, ``eval/return``, ``eval/return_std``, ``eval/length``,
     ``eval/normalized`` (D4RL score from ``ref_scores = (random, expert)``; absent without them),
     ``check/nonfinite_step`` (``on_nonfinite="raise"``) and the period mean of every metric
-    ``algo.update`` returns.
+    ``algo.update`` returns. With a rewarder also ``reward/env`` and ``reward/rewarder`` (period
+    means of the sampled batches' env reward and of the rewarder's own unweighted reward; there
+    are no episodes here, so no ``return/...``) and the period mean of the rewarder's metrics.
 
     Args:
       algo: the agent (any algorithm whose ``update`` takes a ``Transition`` batch ``[B]``).
@@ -156,8 +178,14 @@ def make_loop(
       ref_scores: ``(random return, expert return)`` for ``eval/normalized``.
       callback: host function ``callback(updates, metrics_row)`` after each period;
         ``config.progress`` installs a progress bar.
+      rewarder: a :class:`~purerl.core.types.Rewarder` applied to every sampled batch (see the
+        module docstring); ``None``: the dataset's reward.
+      reward_mode: ``"replace"`` (``r = w r^rew``) or ``"add"`` (``r = r^env + w r^rew``).
+      reward_weight: ``w``.
     """
     spec = env.spec
+    if rewarder is not None:
+        rewarding.check_mode(reward_mode, reward_weight, "offline.make_loop")
     callback = progress_callback(
         callback, config.progress, config.total_steps, spec.name or "offline"
     )
@@ -169,10 +197,26 @@ def make_loop(
             n = data.transitions.reward.shape[0]
             idx = jax.random.randint(sample_key, (config.batch_size,), 0, n)
             batch = jax.tree.map(lambda x: x[idx], data.transitions)
-            agent, metrics = algo.update(carry.agent, batch)
+            if rewarder is None:
+                agent, metrics = algo.update(carry.agent, batch)
+                r_state = None
+            else:
+                r_state, batch, reward, r_metrics = rewarding.apply(
+                    rewarder, carry.rewarder, batch, reward_mode, reward_weight
+                )
+                env_reward = data.transitions.reward[idx]
+                agent, metrics = algo.update(carry.agent, batch)
+                r_state, u_metrics = rewarder.update(r_state, batch)
+                r_metrics = merge_metrics(r_metrics, u_metrics, "offline loop")
+                r_metrics = merge_metrics(
+                    r_metrics,
+                    {"reward/env": jnp.mean(env_reward), "reward/rewarder": jnp.mean(reward)},
+                    "offline loop",
+                )
+                metrics = merge_metrics(metrics, r_metrics, "offline loop")
             step = carry.step + 1
             bad = update_bad_step(carry.bad_step, first_nonfinite(metrics), step)
-            return Carry(agent, key, step, bad), metrics
+            return Carry(agent, key, step, bad, r_state), metrics
 
         return freeze_on_nonfinite(live, carry, raise_mode)
 
@@ -203,12 +247,19 @@ def make_loop(
         return carry._replace(key=key), row
 
     def init(key: jax.Array) -> Carry:
+        root = key
         agent_key, key = jax.random.split(key)
+        r_state = None
+        if rewarder is not None:
+            r_state = rewarding.init(
+                rewarder, rewarder_key(root), spec, config.batch_size, "offline loop"
+            )
         return Carry(
             agent=algo.init(agent_key, spec),
             key=key,
             step=jnp.zeros((), jnp.int32),
             bad_step=jnp.full((), -1, jnp.int32),
+            rewarder=r_state,
         )
 
     def run(carry: Carry, num_periods: int, data: Data) -> tuple[Carry, dict]:

@@ -9,6 +9,15 @@ Per iteration: ``num_envs`` envs each take ``unroll_length`` steps with ``algo.a
 ``algo.update`` runs once on that rollout (PPO does its epochs and minibatches inside). Every
 ``eval_every`` env steps a deterministic evaluation runs and one row of metrics is emitted (that row
 is also streamed to the progress callback). The structure mirrors :mod:`purerl.loops.online`.
+
+Rewarders (``make_train(..., rewarder=r, reward_mode="replace" | "add", reward_weight=w)``): the
+:class:`~purerl.core.types.Rewarder`'s state lives in the carry (``Carry.rewarder``). ``reward`` is
+called on every env step of the rollout, in order, on the ``[num_envs]`` transitions of that step
+(so a stateful rewarder follows each env's episodes across rollouts and reads episode ends from
+``terminated`` / ``truncated``); the rollout holds the combined reward ``r = w r^rew`` ("replace")
+or ``r = r^env + w r^rew`` ("add"). A learned rewarder's ``update`` runs once per ``algo.update``,
+right after it, on the same ``[T, E]`` rollout (the latest policy's data, as GAIL's discriminator
+step in Ho & Ermon 2016, Algorithm 1). ``rewarder=None`` runs exactly the loop without a rewarder.
 """
 
 from __future__ import annotations
@@ -20,16 +29,22 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from purerl.core.types import Algorithm, Transition
+from purerl.core import rewarder as rewarding
+from purerl.core.types import Algorithm, Rewarder, Transition
 from purerl.envs.protocol import Env, EnvState
 from purerl.loops.common import (
     Loop,
     Progress,
+    RewarderCarry,
     first_nonfinite,
     freeze_on_nonfinite,
+    init_rewarder,
     make_train_fn,
+    merge_metrics,
     period_row,
     progress_callback,
+    reward_step,
+    rewarder_key,
     update_bad_step,
 )
 
@@ -88,6 +103,7 @@ class Carry(NamedTuple):
     key: jax.Array
     iteration: jax.Array  # rollouts done, int32
     bad_step: jax.Array  # first env step with non-finite obs/reward, -1 if none
+    rewarder: RewarderCarry | None = None  # the rewarder's state (None without a rewarder)
 
 
 def make_train(
@@ -96,9 +112,13 @@ def make_train(
     config: Config,
     eval_env: Env | None = None,
     callback: Callable[[Any, dict], None] | None = None,
+    rewarder: Rewarder | None = None,
+    reward_mode: str = "replace",
+    reward_weight: float = 1.0,
 ) -> Callable[[jax.Array], tuple[Carry, dict]]:
     """``train(key) -> (final Carry, metrics)``, the whole run one ``lax.scan``; see :func:`make_loop`."""
-    return make_train_fn(make_loop(algo, env, config, eval_env, callback), config.num_evals)
+    loop = make_loop(algo, env, config, eval_env, callback, rewarder, reward_mode, reward_weight)
+    return make_train_fn(loop, config.num_evals)
 
 
 def make_loop(
@@ -107,13 +127,19 @@ def make_loop(
     config: Config,
     eval_env: Env | None = None,
     callback: Callable[[Any, dict], None] | None = None,
+    rewarder: Rewarder | None = None,
+    reward_mode: str = "replace",
+    reward_weight: float = 1.0,
 ) -> Loop:
     """Build the loop; ``run`` returns metrics whose leaves are ``[num_periods]``.
 
     Metrics per row: ``env_steps``, ``eval/return``, ``eval/return_std``, ``eval/length``,
-    ``train/episode_return`` (mean over episodes finished in the period; NaN if none finished),
-    ``train/episodes``, ``check/nonfinite_step`` and the period mean of every metric
-    ``algo.update`` returns (NaN if no update ran in the period, e.g. frozen on a NaN).
+    ``train/episode_return`` (mean env return over episodes finished in the period; NaN if none
+    finished), ``train/episodes``, ``check/nonfinite_step`` and the period mean of every metric
+    ``algo.update`` returns (NaN if no update ran in the period, e.g. frozen on a NaN). With a
+    rewarder also ``return/env`` (= ``train/episode_return``), ``return/rewarder`` (the rewarder's
+    own unweighted return over the same episodes), the period mean of ``rewarder.reward``'s
+    metrics and of ``rewarder.update``'s (names must differ from the agent's).
 
     Args:
       algo: the agent (``LOOP == "on_policy"``, e.g. PPO).
@@ -122,10 +148,16 @@ def make_loop(
       eval_env: env for evaluation (default ``env``).
       callback: host function ``callback(env_steps, metrics_row)`` called through
         ``jax.debug.callback`` after each period; ``config.progress`` installs a progress bar.
+      rewarder: a :class:`~purerl.core.types.Rewarder` applied to every collected env step (see the
+        module docstring); ``None``: the env's reward.
+      reward_mode: ``"replace"`` (``r = w r^rew``) or ``"add"`` (``r = r^env + w r^rew``).
+      reward_weight: ``w``.
     """
     spec = env.spec
     eval_env = eval_env or env
     n_envs = config.num_envs
+    if rewarder is not None:
+        rewarding.check_mode(reward_mode, reward_weight, "on_policy.make_loop")
     callback = progress_callback(
         callback, config.progress, config.total_steps, spec.name or "train"
     )
@@ -142,25 +174,41 @@ def make_loop(
             terminated=state.terminated,
             truncated=state.truncated,
         )
-        is_bad = first_nonfinite((state.obs, state.reward))
-        env_steps = carry.iteration * config.steps_per_iteration + (t + 1) * n_envs
-        bad_step = update_bad_step(carry.bad_step, is_bad, env_steps)
         done = state.info["episode_done"]
         stats = {
             "episodes": jnp.sum(done),
             "return_sum": jnp.sum(done * state.info["last_return"]),
         }
+        checked = (state.obs, state.reward)
+        if rewarder is not None:
+            r_carry, transition, finished, r_metrics = reward_step(
+                rewarder, carry.rewarder, transition, reward_mode, reward_weight
+            )
+            carry = carry._replace(rewarder=r_carry)
+            stats.update(rewarder_return_sum=finished, reward_metrics=r_metrics)
+            checked = (*checked, transition.reward)
+        is_bad = first_nonfinite(checked)
+        env_steps = carry.iteration * config.steps_per_iteration + (t + 1) * n_envs
+        bad_step = update_bad_step(carry.bad_step, is_bad, env_steps)
         return carry._replace(env=state, key=key, bad_step=bad_step), (transition, stats)
 
     def rollout(carry: Carry) -> tuple[Carry, Transition, dict]:
         carry, (batch, stats) = jax.lax.scan(
             env_step, carry, jnp.arange(config.unroll_length, dtype=jnp.int32)
         )
-        return carry, batch, jax.tree.map(jnp.sum, stats)
+        reward_metrics = stats.pop("reward_metrics", None)
+        stats = jax.tree.map(jnp.sum, stats)
+        if reward_metrics is not None:  # a mean over the rollout's steps, not a sum
+            stats["reward_metrics"] = jax.tree.map(jnp.mean, reward_metrics)
+        return carry, batch, stats
 
     def learn(carry: Carry, batch: Transition) -> tuple[Carry, dict]:
         agent, metrics = algo.update(carry.agent, batch)
-        return carry._replace(agent=agent), metrics
+        if rewarder is None:
+            return carry._replace(agent=agent), metrics
+        r_state, r_metrics = rewarder.update(carry.rewarder.state, batch)
+        metrics = merge_metrics(metrics, r_metrics, "on-policy loop")
+        return carry._replace(agent=agent, rewarder=carry.rewarder._replace(state=r_state)), metrics
 
     def iteration(carry: Carry, _):
         def live(carry):
@@ -199,13 +247,18 @@ def make_loop(
         return carry._replace(key=key), row
 
     def init(key: jax.Array) -> Carry:
+        root = key
         agent_key, env_key, key = jax.random.split(key, 3)
+        r_carry = None
+        if rewarder is not None:
+            r_carry = init_rewarder(rewarder, rewarder_key(root), spec, n_envs, "on-policy loop")
         return Carry(
             agent=algo.init(agent_key, spec),
             env=jax.vmap(env.reset)(jax.random.split(env_key, n_envs)),
             key=key,
             iteration=jnp.zeros((), jnp.int32),
             bad_step=jnp.full((), -1, jnp.int32),
+            rewarder=r_carry,
         )
 
     def run(carry: Carry, num_periods: int) -> tuple[Carry, dict]:

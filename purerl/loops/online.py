@@ -8,6 +8,17 @@ Per iteration: every one of ``num_envs`` envs takes a step (uniform random actio
 into the replay, and once warm-up is over ``updates_per_iteration = utd * num_envs`` calls of
 ``algo.update`` run on sampled batches. Every ``eval_every`` env steps a deterministic evaluation runs
 and one row of metrics is emitted (that row is also streamed to the progress callback).
+
+Rewarders (``make_train(..., rewarder=r, reward_mode="replace" | "add", reward_weight=w)``): the
+:class:`~purerl.core.types.Rewarder`'s state lives in the carry (``Carry.rewarder``, so checkpoints
+keep it). ``rewarder.reward`` is called once per iteration on the ``[num_envs]`` transitions just
+collected (warm-up included), in order, so a stateful rewarder sees each env's episodes step by
+step and reads episode ends from ``terminated`` / ``truncated``; the replay stores the combined
+reward ``r = w r^rew`` ("replace") or ``r = r^env + w r^rew`` ("add"). A learned rewarder's
+``update`` runs on the agent's sampled batch right after each ``algo.update`` (same batch, same
+count: ``updates_per_iteration`` per iteration once warm-up is over), so its training data is the
+replay's state-action distribution, as GAIL/DAC's discriminator step wants. ``rewarder=None`` runs
+exactly the loop without a rewarder.
 """
 
 from __future__ import annotations
@@ -20,16 +31,22 @@ import jax
 import jax.numpy as jnp
 
 from purerl.core import replay, validation
-from purerl.core.types import Algorithm, Transition
+from purerl.core import rewarder as rewarding
+from purerl.core.types import Algorithm, Rewarder, Transition
 from purerl.envs.protocol import Env, EnvState
 from purerl.loops.common import (
     Loop,
     Progress,
+    RewarderCarry,
     first_nonfinite,
     freeze_on_nonfinite,
+    init_rewarder,
     make_train_fn,
+    merge_metrics,
     period_row,
     progress_callback,
+    reward_step,
+    rewarder_key,
     update_bad_step,
 )
 
@@ -119,6 +136,7 @@ class Carry(NamedTuple):
     key: jax.Array
     iteration: jax.Array  # int32
     bad_step: jax.Array  # first env step with non-finite obs/reward, -1 if none
+    rewarder: RewarderCarry | None = None  # the rewarder's state (None without a rewarder)
 
 
 def random_actions(spec, key: jax.Array, n: int) -> jax.Array:
@@ -134,9 +152,13 @@ def make_train(
     config: Config,
     eval_env: Env | None = None,
     callback: Callable[[Any, dict], None] | None = None,
+    rewarder: Rewarder | None = None,
+    reward_mode: str = "replace",
+    reward_weight: float = 1.0,
 ) -> Callable[[jax.Array], tuple[Carry, dict]]:
     """``train(key) -> (final Carry, metrics)``, the whole run one ``lax.scan``; see :func:`make_loop`."""
-    return make_train_fn(make_loop(algo, env, config, eval_env, callback), config.num_evals)
+    loop = make_loop(algo, env, config, eval_env, callback, rewarder, reward_mode, reward_weight)
+    return make_train_fn(loop, config.num_evals)
 
 
 def make_loop(
@@ -145,12 +167,19 @@ def make_loop(
     config: Config,
     eval_env: Env | None = None,
     callback: Callable[[Any, dict], None] | None = None,
+    rewarder: Rewarder | None = None,
+    reward_mode: str = "replace",
+    reward_weight: float = 1.0,
 ) -> Loop:
     """Build the loop; ``run`` returns metrics whose leaves are ``[num_periods]``.
 
     Metrics per row: ``env_steps``, ``eval/return``, ``eval/length``, ``train/episode_return``
-    (mean over episodes finished in the period; NaN if none finished), ``train/episodes``,
-    ``check/nonfinite_step`` and the period mean of every metric ``algo.update`` returns.
+    (mean env return over episodes finished in the period; NaN if none finished),
+    ``train/episodes``, ``check/nonfinite_step`` and the period mean of every metric ``algo.update``
+    returns. With a rewarder also ``return/env`` (= ``train/episode_return``: the env's reward is
+    logged, whatever the agent learns from), ``return/rewarder`` (the rewarder's own unweighted
+    return over the same episodes), the period mean of ``rewarder.reward``'s metrics and of
+    ``rewarder.update``'s (names must differ from the agent's).
 
     Args:
       algo: the agent.
@@ -159,10 +188,16 @@ def make_loop(
       eval_env: env for evaluation (default ``env``).
       callback: host function ``callback(env_steps, metrics_row)`` called through
         ``jax.debug.callback`` after each period; ``config.progress`` installs a progress bar.
+      rewarder: a :class:`~purerl.core.types.Rewarder` applied to every collected env step (see the
+        module docstring); ``None``: the env's reward.
+      reward_mode: ``"replace"`` (``r = w r^rew``) or ``"add"`` (``r = r^env + w r^rew``).
+      reward_weight: ``w``.
     """
     spec = env.spec
     eval_env = eval_env or env
     n_envs = config.num_envs
+    if rewarder is not None:
+        rewarding.check_mode(reward_mode, reward_weight, "online.make_loop")
     capacity = max(config.buffer_size // n_envs, config.n_step)
     callback = progress_callback(
         callback, config.progress, config.total_steps, spec.name or "train"
@@ -194,26 +229,51 @@ def make_loop(
             terminated=state.terminated,
             truncated=state.truncated,
         )
-        buffer = replay.add(carry.buffer, transition)
-        is_bad = first_nonfinite((state.obs, state.reward))
-        env_steps = (carry.iteration + 1) * n_envs
-        bad_step = update_bad_step(carry.bad_step, is_bad, env_steps)
         done = state.info["episode_done"]
         stats = {
             "episodes": jnp.sum(done),
             "return_sum": jnp.sum(done * state.info["last_return"]),
         }
+        checked = (state.obs, state.reward)
+        if rewarder is not None:
+            r_carry, transition, finished, r_metrics = reward_step(
+                rewarder, carry.rewarder, transition, reward_mode, reward_weight
+            )
+            carry = carry._replace(rewarder=r_carry)
+            stats.update(rewarder_return_sum=finished, reward_metrics=r_metrics)
+            checked = (*checked, transition.reward)
+        buffer = replay.add(carry.buffer, transition)
+        is_bad = first_nonfinite(checked)
+        env_steps = (carry.iteration + 1) * n_envs
+        bad_step = update_bad_step(carry.bad_step, is_bad, env_steps)
         return carry._replace(env=state, buffer=buffer, key=key, bad_step=bad_step), stats
 
     def updates(carry: Carry) -> tuple[Carry, dict]:
         key, sample_key = jax.random.split(carry.key)
         keys = jax.random.split(sample_key, config.updates_per_iteration)
 
-        def one(agent, k):
-            return algo.update(agent, sample_batch(carry.buffer, k))
+        if rewarder is None:
 
-        agent, metrics = jax.lax.scan(one, carry.agent, keys)
-        return carry._replace(agent=agent, key=key), jax.tree.map(jnp.mean, metrics)
+            def one(agent, k):
+                return algo.update(agent, sample_batch(carry.buffer, k))
+
+            agent, metrics = jax.lax.scan(one, carry.agent, keys)
+            return carry._replace(agent=agent, key=key), jax.tree.map(jnp.mean, metrics)
+
+        def one_with_rewarder(states, k):
+            agent, r_state = states
+            batch = sample_batch(carry.buffer, k)
+            agent, metrics = algo.update(agent, batch)
+            r_state, r_metrics = rewarder.update(r_state, batch)
+            return (agent, r_state), merge_metrics(metrics, r_metrics, "online loop")
+
+        (agent, r_state), metrics = jax.lax.scan(
+            one_with_rewarder, (carry.agent, carry.rewarder.state), keys
+        )
+        carry = carry._replace(
+            agent=agent, key=key, rewarder=carry.rewarder._replace(state=r_state)
+        )
+        return carry, jax.tree.map(jnp.mean, metrics)
 
     # Trace once to learn the metric names/shapes of an update (for the warm-up branch).
     def dummy_metrics(carry):
@@ -248,6 +308,7 @@ def make_loop(
         return carry._replace(key=key), row
 
     def init(key: jax.Array) -> Carry:
+        root = key
         agent_key, env_key, key = jax.random.split(key, 3)
         agent = algo.init(agent_key, spec)
         env_state = jax.vmap(env.reset)(jax.random.split(env_key, n_envs))
@@ -261,6 +322,9 @@ def make_loop(
             terminated=env_state.terminated[0],
             truncated=env_state.truncated[0],
         )
+        r_carry = None
+        if rewarder is not None:
+            r_carry = init_rewarder(rewarder, rewarder_key(root), spec, n_envs, "online loop")
         return Carry(
             agent=agent,
             env=env_state,
@@ -268,6 +332,7 @@ def make_loop(
             key=key,
             iteration=jnp.zeros((), jnp.int32),
             bad_step=jnp.full((), -1, jnp.int32),
+            rewarder=r_carry,
         )
 
     def run(carry: Carry, num_periods: int) -> tuple[Carry, dict]:

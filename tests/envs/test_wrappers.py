@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl import envs
-from purerl.core.types import EnvSpec
+from purerl import envs, imitation
+from purerl.core.types import EnvSpec, Rewarder, fixed_update
 from purerl.envs import toy, wrappers
 from purerl.envs.protocol import Env, initial_state, next_state
 
@@ -142,3 +142,60 @@ def test_point_mass_sparse_reward_and_clipping():
     far = env.step(None, initial_state(jnp.array([0.9, 0.9]), jnp.zeros(4)), jnp.array([1.0, 1.0]))
     np.testing.assert_allclose(far.obs[:2], [1.0, 1.0])  # clipped to the box
     assert float(far.reward) == 0.0
+
+
+def obs_sum_rewarder(spec) -> Rewarder:
+    """Stateful: r_t = sum of the episode's next observations so far (counter_env: 1, 1+2, 1+2+3),
+    reset where the transition ends an episode; ``update`` is the identity."""
+
+    def init(key, spec_=spec):
+        return jnp.zeros((1,), jnp.float32)
+
+    def reward(state, tr):
+        total = state + tr.next_obs[:, 0]
+        done = jnp.maximum(tr.terminated, tr.truncated)
+        return total * (1.0 - done), total, {"reward/obs_sum": jnp.mean(total)}
+
+    return Rewarder(init, reward, fixed_update)
+
+
+@pytest.mark.parametrize("mode, weight", [("replace", 1.0), ("add", 0.5)])
+def test_with_rewarder_sees_whole_episodes_and_keeps_the_env_reward(mode, weight):
+    env = wrappers.with_rewarder(
+        standard(counter_env()), obs_sum_rewarder(None), mode=mode, weight=weight
+    )
+    states = run(env, 5)
+    env_reward = [1.0, 2.0, 3.0, 1.0, 2.0]  # counter_env: reward t; truncated after 3 steps
+    ours = [1.0, 3.0, 6.0, 1.0, 3.0]  # the rewarder's running sum, restarted with the episode
+    want = [
+        weight * r + (e if mode == "add" else 0.0) for r, e in zip(ours, env_reward, strict=True)
+    ]
+    np.testing.assert_allclose([float(s.reward) for s in states], want)
+    np.testing.assert_array_equal([float(s.info["env_reward"]) for s in states], env_reward)
+    np.testing.assert_array_equal([float(s.info["rewarder_reward"]) for s in states], ours)
+    np.testing.assert_array_equal(
+        [float(s.info["rewarder_metrics"]["reward/obs_sum"]) for s in states], ours
+    )
+    # episode_stats below the wrapper still counts the env's return: 1 + 2 + 3.
+    assert float(states[2].info["last_return"]) == 6.0
+
+
+def test_with_rewarder_vmaps_over_envs_and_jits_once():
+    base = envs.make("point_mass", episode_length=5)
+    rewarder = imitation.get("goal_distance")(imitation.config_class("goal_distance")(), base.spec)
+    env = wrappers.with_rewarder(base, rewarder)
+    keys = jax.random.split(jax.random.key(0), 3)
+    state = jax.vmap(env.reset)(keys)
+    assert state.info["rewarder"] == ()  # goal_distance keeps no state
+    step = jax.jit(jax.vmap(env.step))
+    action = jnp.full((3, 2), 0.3)
+    for i in range(7):
+        state = step(jax.random.split(jax.random.key(i), 3), state, action)
+        # goal_distance with point_mass's goal is point_mass's own reward, -||x' - g||.
+        np.testing.assert_allclose(state.reward, state.info["env_reward"], rtol=1e-6, atol=1e-7)
+    assert step._cache_size() == 1
+
+
+def test_with_rewarder_rejects_bad_mode():
+    with pytest.raises(ValueError, match="with_rewarder: reward mode must be 'replace' or 'add'"):
+        wrappers.with_rewarder(counter_env(), obs_sum_rewarder(None), mode="sum")
