@@ -22,7 +22,7 @@ reported next to it. Every evaluation is ``policy_gradient.evaluate`` on the fir
 4. **P6**: ``warp.slerp_uniform`` (eq. 26) of ``M`` in {1, 2, 3, 4} of the EMA runs (``P6_DRAWS``
    random subsets in random order per ``M``), then the LITI front ``lerp(sft, merge, eta)`` over
    ``eta``; and the same 4 runs merged in ``P6_DRAWS`` orders (the merge-order spread).
-5. **P7**: ``warp.run_warp`` (``--warp-steps``, ``M = 2``, ``eta = 0.3``): per-iteration LITI fronts.
+5. **P7**: ``pipeline.run_warp`` (``--warp-steps``, ``M = 2``, ``eta = 0.3``): per-iteration LITI fronts.
 
 Merged / interpolated weights are all evaluated with one sampling key (common random numbers).
 
@@ -123,8 +123,8 @@ def run(args) -> dict:
     import jax
     import jax.numpy as jnp
 
+    from purerl.alignment import pipeline, warp
     from purerl.alignment import policy_gradient as pg
-    from purerl.alignment import warp
     from purerl.core.tree import lerp
 
     t0 = time.perf_counter()
@@ -298,7 +298,7 @@ def run(args) -> dict:
 
     # ---------------------------------------------------------------- P7: iterated WARP
     t = time.perf_counter()
-    warp_config = warp.WarpConfig(
+    warp_config = pipeline.WarpConfig(
         steps=tuple(args.warp_steps),
         num_runs=2,
         liti_eta=0.3,
@@ -307,7 +307,7 @@ def run(args) -> dict:
         front_etas=ETAS,
         num_eval_prompts=args.eval_prompts,
     )
-    result = warp.run_warp(
+    result = pipeline.run_warp(
         jax.random.fold_in(base_key, 10_000),
         w.sft,
         warp_config,

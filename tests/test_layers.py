@@ -62,6 +62,29 @@ FORBIDDEN: list[tuple[str, tuple[str, ...], str]] = [
         ("purerl.loops", "purerl.experts", "purerl.cli"),
         "an agent is four pure functions; loops drive it",
     ),
+    (
+        "purerl.imitation",
+        ("purerl.loops", "purerl.experts", "purerl.cli"),
+        "rewarders are pure functions that loops, wrappers and relabel drive",
+    ),
+    *(
+        (
+            f"purerl.alignment.{name}",
+            ("purerl.loops", "purerl.experts", "purerl.cli", "purerl.alignment.pipeline"),
+            "alignment methods sit below loops; the pipeline (above loops) wires them to the loop",
+        )
+        for name in (
+            "lm",
+            "tasks",
+            "pretrain",
+            "reward_model",
+            "warm",
+            "policy_gradient",
+            "warp",
+            "best_of_n",
+            "bond",
+        )
+    ),
     ("purerl.loops", ("purerl.experts", "purerl.cli"), "loops sit below experts and the CLI"),
     ("purerl.experts", ("purerl.cli",), "the CLI is the top"),
 ]
@@ -71,6 +94,8 @@ RUNTIME: list[tuple[str, tuple[str, ...]]] = [
     ("purerl.datasets", ("purerl.loops", "purerl.experts", "purerl.cli", "purerl.agents")),
     ("purerl.core", ("purerl.datasets", "purerl.envs", "purerl.agents", "purerl.loops")),
     ("purerl.loops", ("purerl.experts", "purerl.cli")),
+    ("purerl.alignment", ("purerl.loops", "purerl.experts", "purerl.cli")),
+    ("purerl.imitation", ("purerl.loops", "purerl.experts", "purerl.cli")),
 ]
 
 

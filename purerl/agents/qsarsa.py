@@ -65,15 +65,15 @@ class Config(td3.Config):
 
     def __post_init__(self):
         owner = "qsarsa.Config"
-        td3.check_choice(owner, "variant", self.variant, VARIANTS)
-        td3.check_choice(owner, "actor_reg_form", self.actor_reg_form, ACTOR_REG_FORMS)
+        validation.one_of(f"{owner}.variant", self.variant, VARIANTS)
+        validation.one_of(f"{owner}.actor_reg_form", self.actor_reg_form, ACTOR_REG_FORMS)
         super().__post_init__()
         validation.positive(owner, sarsa_lr=self.sarsa_lr)
         validation.in_unit_interval(owner, sarsa_tau=self.sarsa_tau)
         validation.non_negative(
             owner, alpha=self.alpha, critic_reg=self.critic_reg, actor_reg=self.actor_reg
         )
-        td3.check_int(owner, "sarsa_steps", self.sarsa_steps, 0)
+        validation.int_at_least(f"{owner}.sarsa_steps", self.sarsa_steps, 0)
 
 
 class SarsaState(NamedTuple):  # Q_sarsa's state, the agent's State.extra

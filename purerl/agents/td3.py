@@ -64,24 +64,12 @@ class Config:
             exploration_noise=self.exploration_noise,
         )
         validation.layer_sizes(owner, "hidden", self.hidden)
-        check_int(owner, "policy_delay", self.policy_delay, 1)
+        validation.int_at_least(f"{owner}.policy_delay", self.policy_delay, 1)
 
     @property
     def td3_config(self) -> Config:
         """The TD3 part of this config (a plain :class:`Config`)."""
         return Config(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Config)})
-
-
-def check_int(owner: str, name: str, value: Any, low: int) -> None:
-    """Raise ``ValueError`` naming ``owner.name`` unless ``value`` is an int (not a bool) >= low."""
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-        raise ValueError(f"{owner}.{name} must be an int >= {low}, got {value!r}")
-
-
-def check_choice(owner: str, name: str, value: Any, allowed: tuple) -> None:
-    """Raise ``ValueError`` naming ``owner.name`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(f"{owner}.{name} must be one of {allowed}, got {value!r}")
 
 
 class Params(NamedTuple):

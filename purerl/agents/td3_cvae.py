@@ -85,10 +85,10 @@ class Config(td3.Config):
         validation.non_negative(owner, alpha=self.alpha, kl_weight=self.kl_weight)
         validation.layer_sizes(owner, "cvae_hidden", self.cvae_hidden)
         if self.latent_size is not None:
-            td3.check_int(owner, "latent_size", self.latent_size, 1)
-        td3.check_int(owner, "cvae_steps", self.cvae_steps, 0)
-        td3.check_choice(owner, "cvae_std", self.cvae_std, CVAE_STD)
-        td3.check_choice(owner, "bonus_latent", self.bonus_latent, BONUS_LATENT)
+            validation.int_at_least(f"{owner}.latent_size", self.latent_size, 1)
+        validation.int_at_least(f"{owner}.cvae_steps", self.cvae_steps, 0)
+        validation.one_of(f"{owner}.cvae_std", self.cvae_std, CVAE_STD)
+        validation.one_of(f"{owner}.bonus_latent", self.bonus_latent, BONUS_LATENT)
         for name in ("use_log", "auto_reward_scale"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{owner}.{name} must be a bool, got {getattr(self, name)!r}")

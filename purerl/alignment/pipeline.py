@@ -36,15 +36,20 @@ Nothing here prints: :func:`run` reports each finished stage to an optional
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from purerl.alignment import lm, pretrain, reward_model, tasks, warm
+from purerl.alignment import lm, pretrain, reward_model, tasks, warm, warp
 from purerl.alignment import policy_gradient as pg
+from purerl.core import validation
+from purerl.core.tree import lerp
 from purerl.loops import self_sampling as rl_loop
 
 Proxy = Literal["wa", "ens", "member0"]
@@ -529,3 +534,195 @@ def param_arrays(results: Results) -> dict[str, np.ndarray]:
     if r.policy is not None:
         arrays.update(tree_arrays("policy", r.policy.params))
     return arrays
+
+
+# ------------------------------------------------------- the iterated WARP procedure (Algorithm 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class WarpConfig:
+    """Iterated WARP (Algorithm 1): ``I = len(steps)`` iterations of ``M = num_runs`` RL runs."""
+
+    steps: tuple[int, ...] = (9000, 7000, 7000, 5000, 5000)  # T per iteration (sec. 4, I = 5)
+    num_runs: int = 2  # M parallel RL runs per iteration (sec. 4 default; Fig. 4b goes to 5)
+    liti_eta: float = 0.3  # eta of LITI towards the next init (sec. 4; Fig. 16 also 0.5)
+    rl: pg.RLConfig = pg.RLConfig()  # EMA anchor, beta = 0.1, mu = 0.01 (sec. 4 defaults)
+    eval_every: int = 500  # updates between evaluations inside each run (must divide each T)
+    front_etas: tuple[float, ...] = (0.0, 0.1, 0.3, 0.5, 0.8, 1.0)  # LITI grid (notes 6.3 P5)
+    num_eval_prompts: int = 256  # held-out prompts, the same for every evaluation
+    slerp_eps: float = warp.DEFAULT_EPS  # sin(Omega) below this -> LERP (numerical guard)
+
+    def __post_init__(self):
+        if not isinstance(self.steps, tuple) or not self.steps:
+            raise ValueError(
+                f"WarpConfig.steps must be a non-empty tuple of ints, got {self.steps!r}"
+            )
+        for name in ("num_runs", "eval_every", "num_eval_prompts"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"WarpConfig.{name} must be a positive int, got {v!r}")
+        for t in self.steps:
+            if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+                raise ValueError(f"WarpConfig.steps must hold positive ints, got {self.steps!r}")
+            if t % self.eval_every:
+                raise ValueError(
+                    f"WarpConfig.steps entry {t} is not a multiple of eval_every ({self.eval_every})"
+                )
+        if not isinstance(self.rl, pg.RLConfig):
+            raise ValueError(f"WarpConfig.rl must be a policy_gradient.RLConfig, got {self.rl!r}")
+        if not isinstance(self.front_etas, tuple) or not self.front_etas:
+            raise ValueError(
+                f"WarpConfig.front_etas must be a non-empty tuple of numbers, got {self.front_etas!r}"
+            )
+        for eta in (self.liti_eta, *self.front_etas):
+            if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not np.isfinite(eta):
+                raise ValueError(f"WarpConfig: LITI weights must be finite numbers, got {eta!r}")
+        validation.non_negative("WarpConfig", slerp_eps=self.slerp_eps)
+
+    @property
+    def num_iterations(self) -> int:
+        """``I``."""
+        return len(self.steps)
+
+
+class WarpResult(NamedTuple):
+    """What :func:`run_warp` returns (``I`` iterations, ``M`` runs, ``E = len(front_etas)``).
+
+    Attributes:
+      inits: ``I + 1`` pytrees: ``inits[i]`` is ``theta_init`` of iteration ``i`` (``inits[0] =
+        theta_sft``), ``inits[I]`` the LITI point a further iteration would start from.
+      merged: ``I`` pytrees ``theta_slerp^i``.
+      run_params: ``I`` pytrees with leaves ``[M, ...]``: the final policies of each iteration's runs.
+      run_metrics: ``I`` dicts of arrays ``[M, rows]``: the loop metrics of each run
+        (:mod:`purerl.loops.self_sampling`; row 0 evaluates ``theta_init``).
+      iteration_fronts: ``I`` dicts of arrays ``[E]``: evaluation of ``lerp(inits[i], merged[i],
+        eta)`` over ``front_etas`` (the per-iteration LITI curves of Fig. 4c).
+      front: dict of arrays ``[E]``: evaluation of the output ``(1 - eta) theta_sft + eta
+        theta_slerp^I`` over ``front_etas``, plus ``"eta"``.
+      eval_prompts: ``[N, P]`` the held-out prompts of every evaluation.
+      eval_key: the sampling key shared by every front evaluation (common random numbers).
+    """
+
+    inits: list
+    merged: list
+    run_params: list
+    run_metrics: list
+    iteration_fronts: list
+    front: dict
+    eval_prompts: jax.Array
+    eval_key: jax.Array
+
+
+def run_warp(
+    key: jax.Array,
+    sft_params: Any,
+    config: WarpConfig,
+    lm_config: lm.LMConfig,
+    task_config: tasks.TaskConfig,
+    reward_fn: Callable[[jax.Array, jax.Array], jax.Array],
+    eval_prompts: ArrayLike | None = None,
+    progress: bool = False,
+    compiler_options: dict[str, Any] | None = None,
+) -> WarpResult:
+    """Iterated WARP, Algorithm 1 of the paper.
+
+        theta_init <- theta_sft
+        for i = 1..I:
+          for m = 1..M in parallel (one vmapped, compiled lax.scan; runs differ only in their key,
+                                    i.e. in prompt order and sampling noise):
+            theta_m, theta_m^ema <- theta_init
+            T_i steps of policy_gradient (REINFORCE/RLOO on r - beta log pi/pi_ema, EMA anchor)
+          theta_slerp^i <- warp.slerp_uniform(theta_init, {theta_m})     (eq. 26, lambda = 1/M)
+          theta_init <- (1 - eta) theta_init + eta theta_slerp^i     (LITI, eta = 0.3)
+        output: {(1 - eta) theta_sft + eta theta_slerp^I : eta in front_etas}
+
+    The outer loop over iterations is Python (the paper's); each iteration's ``M`` runs are one
+    ``jax.jit(jax.vmap(rl_loop.make_train(...)))`` call, compiled once per distinct ``T``
+    (without a progress bar). Every run starts a fresh Adam state and an EMA anchor equal to ``theta_init``.
+    All front evaluations (:func:`purerl.alignment.policy_gradient.evaluate`: proxy reward, gold
+    reward, analytic ``KL(pi || pi_sft)``) use the same prompts and sampling key, so points are
+    compared on common random numbers; one compiled evaluator serves all of them.
+
+    Args:
+      key: PRNG key of the whole procedure.
+      sft_params: ``theta_sft`` (LM parameters of ``lm_config``).
+      config: a :class:`WarpConfig` (its ``rl`` field configures every run).
+      lm_config, task_config, reward_fn: as in :func:`purerl.alignment.policy_gradient.make`.
+      eval_prompts: ``[N, P]`` held-out prompts; default ``config.num_eval_prompts`` fresh ones.
+      progress: show a progress bar per iteration (recompiles each iteration).
+      compiler_options: XLA options for every ``jax.jit`` here (e.g.
+        ``{"xla_backend_optimization_level": 0}`` trades run speed for compile speed in tests).
+
+    Returns:
+      a :class:`WarpResult`.
+    """
+    if not isinstance(config, WarpConfig):
+        raise ValueError(f"run_warp needs a WarpConfig, got {type(config).__name__}")
+    key, prompt_key, eval_key = jax.random.split(key, 3)
+    if eval_prompts is None:
+        eval_prompts = tasks.sample_prompts(prompt_key, task_config, config.num_eval_prompts)
+    eval_prompts = jnp.asarray(eval_prompts, jnp.int32)
+    if eval_prompts.ndim != 2 or eval_prompts.shape[1] != task_config.prompt_len:
+        raise ValueError(
+            f"run_warp: eval_prompts must be [N, prompt_len={task_config.prompt_len}], got "
+            f"{eval_prompts.shape}"
+        )
+    algo = pg.make(config.rl, lm_config, task_config, reward_fn)
+    evaluate_fn = pg.make_evaluate(
+        config.rl, lm_config, task_config, reward_fn, prompts=np.asarray(eval_prompts)
+    )
+    etas = jnp.asarray(config.front_etas, jnp.float32)
+
+    jit = functools.partial(jax.jit, compiler_options=compiler_options)
+
+    @jit
+    def evaluate_front(init, merged, sft, prompts, key):
+        def one(eta):
+            params = lerp(init, merged, eta)  # LITI (stage 3) along the front
+            return pg.evaluate(
+                config.rl, lm_config, task_config, reward_fn, params, sft, prompts, key
+            )
+
+        return jax.vmap(one)(etas)
+
+    @jit
+    def merge(init, stacked):  # SLERP of the M runs, then LITI to the next init
+        merged = warp.slerp_uniform(init, stacked, config.slerp_eps)
+        return merged, lerp(init, merged, config.liti_eta)  # LITI to the next init
+
+    runners: dict[int, Callable] = {}
+    theta_init = sft_params
+    result = WarpResult([sft_params], [], [], [], [], {}, eval_prompts, eval_key)
+    for i, num_updates in enumerate(config.steps):
+        loop_config = rl_loop.LoopConfig(
+            num_updates=num_updates,
+            eval_every=config.eval_every,
+            progress=progress,
+            desc=f"WARP iteration {i + 1}/{config.num_iterations}",
+        )
+        runner, bar = (None, None) if progress else (runners.get(num_updates), None)
+        if runner is None:
+            train = rl_loop.make_train(algo, loop_config, evaluate_fn)
+            runner = jit(jax.vmap(train, in_axes=(0, None, None)))
+            bar = train.progress
+            if not progress:
+                runners[num_updates] = runner
+        key, runs_key = jax.random.split(key)
+        states, metrics = runner(
+            jax.random.split(runs_key, config.num_runs), theta_init, sft_params
+        )
+        if bar is not None:
+            bar.close()
+        merged, next_init = merge(theta_init, states.params)
+        result.iteration_fronts.append(
+            evaluate_front(theta_init, merged, sft_params, eval_prompts, eval_key)
+        )
+        theta_init = next_init
+        result.merged.append(merged)
+        result.run_params.append(states.params)
+        result.run_metrics.append(metrics)
+        result.inits.append(theta_init)
+    front = evaluate_front(sft_params, result.merged[-1], sft_params, eval_prompts, eval_key)
+    result.front.update(front)
+    result.front["eta"] = etas
+    return result

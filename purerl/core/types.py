@@ -41,10 +41,11 @@ NamedTuple (the alignment methods' prompt batches ``[B, prompt_len]``)."""
 class InitFn(Protocol):
     """``init(key, spec, *args) -> State``.
 
-    ``key`` is a PRNG key (``jax.random.key``); ``spec`` the :class:`EnvSpec` (or, for the
-    alignment methods, the method's model config). Methods that start from a pretrained model take it
-    as extra positional arguments (e.g. ``warp.init(key, spec, sft_params)``; each module's ``make``
-    docstring says which). The returned state is a pytree of arrays only, so it vmaps over seeds.
+    ``key`` is a PRNG key (``jax.random.key``); ``spec`` the :class:`EnvSpec`. The alignment methods
+    start from a pretrained policy and take its parameters in the ``spec`` slot
+    (``bond.make(...).init(key, sft_params)``, ``policy_gradient.make(...).init(key, init_params,
+    sft_params=None)``; each module's ``make`` docstring says which). The returned state is a pytree
+    of arrays only, so it vmaps over seeds.
     """
 
     def __call__(self, key: jax.Array, spec: Any, *args: Any) -> State: ...

@@ -123,3 +123,13 @@ def one_of(owner: str, value: object, choices: tuple[str, ...]) -> None:
     """
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{owner} must be one of {choices}, got {value!r}")
+
+
+def int_at_least(owner: str, value: object, low: int) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int (not a bool) ``>= low``.
+
+    ``owner`` names the field, e.g. ``int_at_least("td3.Config.policy_delay", 0, 1)`` raises
+    ``td3.Config.policy_delay must be an int >= 1, got 0``.
+    """
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+        raise ValueError(f"{owner} must be an int >= {low}, got {value!r}")

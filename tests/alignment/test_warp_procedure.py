@@ -1,4 +1,4 @@
-"""The iterated WARP procedure (warp.run_warp, WARP Algorithm 1) on a tiny LM."""
+"""The iterated WARP procedure (pipeline.run_warp, WARP Algorithm 1) on a tiny LM."""
 
 import functools
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purerl.alignment import lm, tasks, warp
+from purerl.alignment import lm, pipeline, tasks, warp
 from purerl.alignment import policy_gradient as pg
 from purerl.core.tree import lerp
 
@@ -16,7 +16,7 @@ LM = lm.LMConfig(vocab_size=16, max_len=12, d_model=16, num_heads=2, num_layers=
 # LLVM -O0 halves the compile time of these programs on the loaded 2-core machine; same semantics.
 FAST = {"xla_backend_optimization_level": 0}
 RL = pg.RLConfig(batch_size=4, num_samples=2, learning_rate=1e-2, ema_rate=0.1, log_kl_sft=False)
-CFG = warp.WarpConfig(
+CFG = pipeline.WarpConfig(
     steps=(4, 4),  # I = 2 iterations, the same T: one compile for both
     num_runs=2,  # M = 2
     rl=RL,
@@ -42,7 +42,7 @@ def sft():
 
 @pytest.fixture(scope="module")
 def result(sft):
-    return warp.run_warp(jax.random.key(1), sft, CFG, LM, TASK, gold, compiler_options=FAST)
+    return pipeline.run_warp(jax.random.key(1), sft, CFG, LM, TASK, gold, compiler_options=FAST)
 
 
 @pytest.mark.parametrize(
@@ -57,11 +57,11 @@ def result(sft):
 )
 def test_warp_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        warp.WarpConfig(**kwargs)
+        pipeline.WarpConfig(**kwargs)
 
 
 def test_defaults_follow_the_paper():
-    cfg = warp.WarpConfig()
+    cfg = pipeline.WarpConfig()
     assert cfg.num_iterations == 5 and cfg.steps == (9000, 7000, 7000, 5000, 5000)
     assert (cfg.num_runs, cfg.liti_eta) == (2, 0.3)
     assert (cfg.rl.anchor, cfg.rl.beta, cfg.rl.ema_rate) == ("ema", 0.1, 0.01)
