@@ -18,11 +18,19 @@ in the dataset's env and reports D4RL-normalized scores when the dataset stores 
 ``train`` builds the agent's ``Config`` with ``--set key=value`` overrides (values parsed by the
 field's type: ``64,64`` for a tuple of ints, ``true``/``false`` for a bool, ``none`` for an optional
 field), picks the loop named by the agent module's ``LOOP`` (``online`` or ``on_policy``) with
-``--loop-set`` overrides, runs all seeds in one compiled ``jit(vmap(train))`` and writes to ``--out``:
+``--loop-set`` overrides, runs all seeds in one compiled ``jit(vmap(...))`` of one eval period,
+called once per period (``loops.common.run_periods``: the same numbers as one scan over all periods,
+and a program JAX's persistent compilation cache can store, see ``purerl.core.compilation``; the
+progress bar is fed between calls), prints ``compiling ... N s (tracing T s, XLA X s)`` before
+training, and writes to ``--out``:
 ``metrics.csv`` (one row per seed and eval period), ``curve.png`` (mean and 95% t-interval across
 seeds), ``config.json`` (agent, loop and env settings plus package versions) and ``checkpoint/`` (the
 final carry of every seed, replay buffer included; ``loops.checkpoint.restore`` reads it). It prints a
 results table: final eval return mean ± 95% CI and the wall time including compilation.
+
+The compiling commands (train, train-offline, generate, align) turn on JAX's persistent compilation
+cache at ``<purerl cache>/jax`` first; ``--no-compilation-cache`` or ``PURERL_NO_COMPILATION_CACHE=1``
+leave it off.
 
 Loop settings that are not given explicitly are scaled to ``--steps`` and printed: ``eval_every``
 is about ``min(default, steps / 10)`` (a divisor of ``steps`` and a multiple of the env steps per
