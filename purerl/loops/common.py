@@ -176,7 +176,8 @@ def run_periods(
         keys = shard_seeds(keys)
     in_axes = (0, *([None] * len(args)))
     init = jax.jit(jax.vmap(loop.init))
-    period = jax.jit(jax.vmap(lambda c, *a: loop.run(c, 1, *a), in_axes=in_axes))
+    # The carry is donated: each call updates it (the replay buffer included) in place.
+    period = jax.jit(jax.vmap(lambda c, *a: loop.run(c, 1, *a), in_axes=in_axes), donate_argnums=0)
 
     t0 = time.perf_counter()
     lowered = init.lower(keys)
