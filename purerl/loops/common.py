@@ -45,7 +45,9 @@ def check_finite(
 
 class Progress:
     """Host-side progress bar + periodic metric lines, fed from inside the compiled run through
-    ``jax.debug.callback`` once per period (once per seed and period under ``vmap``).
+    ``jax.debug.callback`` once per period (once per seed and period under ``vmap``), or from the
+    host after each call of :func:`run_periods` (the CLI: a program with a callback is never
+    stored in JAX's persistent compilation cache).
 
     Under ``vmap`` every seed reports period ``k`` before any seed reports period ``k + 1``, so the
     line for period ``k`` is printed, as the mean over all seeds, when period ``k + 1`` first arrives;
