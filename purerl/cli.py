@@ -18,11 +18,19 @@ in the dataset's env and reports D4RL-normalized scores when the dataset stores 
 ``train`` builds the agent's ``Config`` with ``--set key=value`` overrides (values parsed by the
 field's type: ``64,64`` for a tuple of ints, ``true``/``false`` for a bool, ``none`` for an optional
 field), picks the loop named by the agent module's ``LOOP`` (``online`` or ``on_policy``) with
-``--loop-set`` overrides, runs all seeds in one compiled ``jit(vmap(train))`` and writes to ``--out``:
+``--loop-set`` overrides, runs all seeds in one compiled ``jit(vmap(...))`` of one eval period,
+called once per period (``loops.common.run_periods``: the same numbers as one scan over all periods,
+and a program JAX's persistent compilation cache can store, see ``purerl.core.compilation``; the
+progress bar is fed between calls), prints ``compiling ... N s (tracing T s, XLA X s)`` before
+training, and writes to ``--out``:
 ``metrics.csv`` (one row per seed and eval period), ``curve.png`` (mean and 95% t-interval across
 seeds), ``config.json`` (agent, loop and env settings plus package versions) and ``checkpoint/`` (the
 final carry of every seed, replay buffer included; ``loops.checkpoint.restore`` reads it). It prints a
 results table: final eval return mean ± 95% CI and the wall time including compilation.
+
+The compiling commands (train, train-offline, generate, align) turn on JAX's persistent compilation
+cache at ``<purerl cache>/jax`` first; ``--no-compilation-cache`` or ``PURERL_NO_COMPILATION_CACHE=1``
+leave it off.
 
 Loop settings that are not given explicitly are scaled to ``--steps`` and printed: ``eval_every``
 is about ``min(default, steps / 10)`` (a divisor of ``steps`` and a multiple of the env steps per
@@ -252,6 +260,48 @@ def _get_agent(name: str):
         ) from None
 
 
+def run_compiled(
+    loop: Any,
+    key: Any,
+    seeds: int,
+    num_periods: int,
+    what: str,
+    progress: Any,
+    step_key: str,
+    args: tuple = (),
+) -> tuple[Any, dict, float]:
+    """Run ``loop`` over ``seeds`` seeds with :func:`purerl.loops.common.run_periods`, printing
+    ``compiling WHAT ... N.N s (tracing T s, XLA X s)`` before training (XLA: compiling, or
+    loading from JAX's persistent compilation cache) and feeding ``progress`` (a
+    :class:`purerl.loops.common.Progress` or None) from the host after each period. ``loop`` must be
+    built without an in-program progress callback, so the persistent compilation cache can store
+    it. Returns ``(final carries, metrics, compile seconds)``."""
+    from purerl.loops import common
+
+    print(f"compiling {what} ...", end=" ", flush=True)
+    compile_s = []
+
+    def on_compiled(trace_s: float, xla_s: float) -> None:
+        compile_s.append(trace_s + xla_s)
+        print(f"{trace_s + xla_s:.1f} s (tracing {trace_s:.1f} s, XLA {xla_s:.1f} s)", flush=True)
+        if progress is not None:
+            progress.start = time.perf_counter()  # its lines then count training time only
+
+    def on_period(row: dict) -> None:
+        if progress is not None:
+            for s in range(seeds):
+                progress(row[step_key][s], {k: v[s] for k, v in row.items()})
+
+    try:
+        states, metrics = common.run_periods(
+            loop, key, seeds, num_periods, args=args, on_period=on_period, on_compiled=on_compiled
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    return states, metrics, compile_s[0]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import jax
 
@@ -319,13 +369,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         "devices": [str(d) for d in jax.devices()],
     }
 
-    train = loop_module.make_train(algo, env, config)
+    # No progress callback inside the compiled program (JAX would not cache it): run_compiled
+    # reports progress between periods.
+    loop = loop_module.make_loop(algo, env, dataclasses.replace(config, progress=False))
+    progress = None if args.no_progress else common.Progress(config.total_steps, desc=args.env)
     check = getattr(config, "on_nonfinite", "raise") == "raise"
     start = time.perf_counter()
-    states, metrics = common.run_seeds(train, jax.random.key(args.seed), args.seeds, check=False)
+    what = f"{args.agent} on {args.env} ({args.seeds} seeds in one program)"
+    states, metrics, compile_s = run_compiled(
+        loop, jax.random.key(args.seed), args.seeds, config.num_evals, what, progress, "env_steps"
+    )
     states = jax.block_until_ready(states)
     wall = time.perf_counter() - start
     run_info["wall_time_s"] = wall
+    run_info["compile_time_s"] = compile_s
 
     csv_path = writers.write_csv(os.path.join(args.out, "metrics.csv"), metrics)
     if args.tensorboard:
@@ -447,19 +504,29 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
         "versions": _versions(),
         "devices": [str(d) for d in jax.devices()],
     }
-    train = offline.make_train(algo, env, config, ref_scores=refs)
+    loop = offline.make_loop(algo, env, dataclasses.replace(config, progress=False), refs)
+    progress = None if args.no_progress else common.Progress(config.total_steps, desc=env_name)
     start = time.perf_counter()
-    states, metrics = common.run_seeds(
-        train, jax.random.key(args.seed), args.seeds, check=False, args=(data,)
+    what = f"{args.agent} on {args.dataset} ({args.seeds} seeds in one program)"
+    states, metrics, compile_s = run_compiled(
+        loop,
+        jax.random.key(args.seed),
+        args.seeds,
+        config.num_evals,
+        what,
+        progress,
+        "updates",
+        args=(data,),
     )
     states = jax.block_until_ready(states)
     run_info["wall_time_s"] = time.perf_counter() - start
+    run_info["compile_time_s"] = compile_s
     csv_path = writers.write_csv(os.path.join(args.out, "metrics.csv"), metrics)
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump(run_info, f, indent=2, default=str)
     if "check/nonfinite_step" in metrics:
         try:
-            common.check_finite(metrics, **train.nonfinite_wording)
+            common.check_finite(metrics, what="agent's losses or metrics", unit="update")
         except common.NonFiniteError as e:
             raise common.NonFiniteError(f"{e}; metrics so far in {csv_path}") from None
     label = f"{args.agent}/{args.dataset}"
@@ -901,6 +968,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=what)
     p.set_defaults(func=cmd_align)
 
+    for compiling in (train, off, *gsub.choices.values(), p):  # p: align
+        compiling.add_argument(
+            "--no-compilation-cache",
+            action="store_true",
+            help="do not use JAX's persistent compilation cache (<purerl cache>/jax; also "
+            "PURERL_NO_COMPILATION_CACHE=1)",
+        )
+
     sub.add_parser("agents", help="list agents").set_defaults(func=cmd_agents)
     sub.add_parser("envs", help="list envs").set_defaults(func=cmd_envs)
     return parser
@@ -926,6 +1001,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
         args.argv = argv
+        if getattr(args, "no_compilation_cache", True) is False:
+            from purerl.core import compilation
+
+            compilation.enable_compilation_cache()
         return args.func(args)
     except SystemExit as e:  # --help
         return int(e.code or 0)

@@ -172,22 +172,23 @@ def test_parse_value_by_field_type():
 
 
 def test_nonfinite_run_names_seed_and_step(tmp_path, capsys, monkeypatch):
-    # The loops' own tests run real NaN-producing envs; here a stand-in for run_seeds returns what a
-    # run whose seed 1 saw a NaN reward at env step 70 returns, without compiling a second run.
+    # The loops' own tests run real NaN-producing envs; here a stand-in for run_periods returns what
+    # a run whose seed 1 saw a NaN reward at env step 70 returns, without compiling a second run.
     calls = []
 
-    def fake_run_seeds(train, key, num_seeds, shard=True, check=True):
-        calls.append((num_seeds, check, int(jax.random.key_data(key)[-1])))
+    def fake_run_periods(loop, key, num_seeds, num_periods, args=(), on_period=None, **kw):
+        kw["on_compiled"](0.0, 0.0)
+        calls.append((num_seeds, num_periods, int(jax.random.key_data(key)[-1])))
         steps = np.arange(20, 201, 20)[None].repeat(2, 0)
         bad = np.where(steps >= 70, 70, -1) * np.array([[0], [1]]) + np.array([[-1], [0]])
         metrics = {"env_steps": steps, "eval/return": np.ones((2, 10)), "check/nonfinite_step": bad}
         return None, metrics
 
-    monkeypatch.setattr(common, "run_seeds", fake_run_seeds)
+    monkeypatch.setattr(common, "run_periods", fake_run_periods)
     out = tmp_path / "nan"
     argv = ["train", "td3", "--env", "point_mass", "--steps", "200", "--seeds", "2", "--seed", "3"]
     assert cli.main([*argv, "--out", str(out), "--no-progress"]) == 2
-    assert calls == [(2, False, 3)]  # the CLI checks itself, after writing the metrics
+    assert calls == [(2, 10, 3)]  # the CLI checks itself, after writing the metrics
     err = _error_line(capsys)
     assert "NaN or inf in the observation or reward first at env step 70 of seed 1" in err
     assert str(out / "metrics.csv") in err  # the metrics up to the failure are kept
@@ -233,12 +234,13 @@ def test_train_offline_dataset_path_without_suffix(tmp_path, capsys, monkeypatch
     # named-dataset keywords seed/progress to the file reader for anything without a suffix).
     from purerl.datasets import io
 
-    def fake_run_seeds(train, key, num_seeds, shard=True, check=True, args=()):
+    def fake_run_periods(loop, key, num_seeds, num_periods, args=(), **kw):
+        kw["on_compiled"](0.0, 0.0)
         (data,) = args  # the loaded dataset, on device; training itself is tested in tests/loops
         assert data.transitions.obs.shape == (400, 4)
         return None, {"updates": np.array([[10, 20]]), "eval/return": np.array([[-50.0, -40.0]])}
 
-    monkeypatch.setattr(common, "run_seeds", fake_run_seeds)
+    monkeypatch.setattr(common, "run_periods", fake_run_periods)
     monkeypatch.chdir(tmp_path)
     io.save("runs/mydata.npz", _point_mass_dataset())
     argv = ["train-offline", "td3_bc", "--steps", "20", "--eval-every", "10", "--no-progress"]

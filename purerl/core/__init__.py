@@ -1,6 +1,16 @@
 """Core types, networks, replay, normalization and pytree helpers shared by every algorithm."""
 
-from purerl.core import networks, normalization, optim, replay, rewarder, tree, types, validation
+from purerl.core import (
+    compilation,
+    networks,
+    normalization,
+    optim,
+    replay,
+    rewarder,
+    tree,
+    types,
+    validation,
+)
 from purerl.core.types import (
     Algorithm,
     Batch,
@@ -22,6 +32,7 @@ __all__ = [
     "Rewarder",
     "State",
     "Transition",
+    "compilation",
     "fixed_update",
     "networks",
     "normalization",

@@ -35,6 +35,7 @@ import time
 from typing import Any, NamedTuple, Protocol
 
 from purerl import envs
+from purerl.core import compilation
 from purerl.datasets import io
 from purerl.datasets.schema import Dataset, DatasetError
 
@@ -89,10 +90,7 @@ CHECKED_VERSIONS = ("purerl", "jax", "jaxlib", "brax", "mujoco")
 
 def cache_dir() -> str:
     """The cache root (``$PURERL_CACHE``, ``$XDG_CACHE_HOME/purerl`` or ``~/.cache/purerl``)."""
-    if os.environ.get("PURERL_CACHE"):
-        return os.environ["PURERL_CACHE"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "purerl")
+    return compilation.cache_dir()
 
 
 def parse_name(name: str) -> tuple[str, str]:

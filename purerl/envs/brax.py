@@ -8,7 +8,12 @@ confused with termination.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import sys
 import warnings
+from types import ModuleType
 
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +22,34 @@ from purerl.core.types import EnvSpec
 from purerl.envs.protocol import Env, initial_state, next_state
 
 BACKENDS = ("spring", "positional", "generalized", "mjx")
+
+# mujoco's MJX prints these two lines with print() when it is imported (through brax.envs) and the
+# optional NVIDIA ``warp`` package is absent (mujoco/mjx/warp/__init__.py, mujoco 3.3+); warp is a
+# GPU kernel library none of our backends use. Only these exact lines are dropped: a warp that is
+# installed but broken prints a different error, which goes through.
+WARP_ABSENT = (
+    "Failed to import warp: No module named 'warp'",
+    "Failed to import mujoco_warp: No module named 'warp'",
+)
+
+
+def import_dropping_lines(name: str, drop: tuple[str, ...]) -> ModuleType:
+    """``importlib.import_module(name)`` with the lines in ``drop`` removed from what the import
+    prints on stdout; every other line is written to stdout after the import (also when it
+    raises). stderr, warnings and logging are untouched."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            return importlib.import_module(name)
+    finally:
+        kept = [
+            line
+            for line in captured.getvalue().splitlines(keepends=True)
+            if line.rstrip("\r\n") not in drop
+        ]
+        if kept:
+            sys.stdout.write("".join(kept))
+            sys.stdout.flush()
 
 
 def make_brax(
@@ -37,7 +70,9 @@ def make_brax(
         hopper/walker2d ~10x faster on CPU (shared/reference/cpu_feasibility.md); too hard a cap can
         give NaNs on halfcheetah.
     """
-    import brax.envs  # deferred: brax import is slow and prints warnings
+    # deferred: the brax import is slow; and without mujoco's warp noise (WARP_ABSENT).
+    import_dropping_lines("brax.envs", WARP_ABSENT)
+    import brax.envs
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown brax backend {backend!r}; choose one of {BACKENDS}")

@@ -49,7 +49,9 @@ def check_finite(
 
 class Progress:
     """Host-side progress bar + periodic metric lines, fed from inside the compiled run through
-    ``jax.debug.callback`` once per period (once per seed and period under ``vmap``).
+    ``jax.debug.callback`` once per period (once per seed and period under ``vmap``), or from the
+    host after each call of :func:`run_periods` (the CLI: a program with a callback is never
+    stored in JAX's persistent compilation cache).
 
     Under ``vmap`` every seed reports period ``k`` before any seed reports period ``k + 1``, so the
     line for period ``k`` is printed, as the mean over all seeds, when period ``k + 1`` first arrives;
@@ -200,6 +202,69 @@ def merge_metrics(agent: Metrics, rewarder: Metrics, owner: str) -> Metrics:
             "rewarder's metrics their own group (e.g. 'reward/...', 'rewarder/...')"
         )
     return {**agent, **rewarder}
+
+
+def run_periods(
+    loop: Loop,
+    key: jax.Array,
+    num_seeds: int,
+    num_periods: int,
+    args: tuple = (),
+    shard: bool = True,
+    on_period: Callable[[dict], None] | None = None,
+    on_compiled: Callable[[float, float], None] | None = None,
+) -> tuple[Any, dict]:
+    """The result of ``run_seeds(make_train_fn(loop, num_periods), key, num_seeds, check=False)``,
+    computed one eval period per call of a compiled ``jit(vmap(loop.run(carry, 1, *args)))``.
+
+    Why: the compiled program then holds no host callback when ``loop`` was built without one
+    (progress is reported here, between calls, through ``on_period``), so JAX's persistent
+    compilation cache can store it (JAX never writes programs with host callbacks), and its compile
+    time is measured apart from the run. The results are those of the single program: the loops'
+    ``run(run(c, k), n - k) == run(c, n)`` contract (tests/loops/test_checkpoint.py).
+
+    Args:
+      loop: a :class:`Loop`; ``loop.run(carry, num_periods, *args)``.
+      args: extra arguments of ``loop.run`` shared by all seeds (not vmapped), e.g. offline data.
+      on_period: called after each period with that period's metrics row, leaves ``[num_seeds]``.
+      on_compiled: called once, before the first period runs, with the seconds spent tracing and
+        lowering the init and period programs to XLA, and the seconds XLA spent compiling them (a
+        hit in the persistent compilation cache makes this the time to load them).
+
+    Returns:
+      ``(final carries [num_seeds, ...], metrics {name: [num_seeds, num_periods]})``.
+    """
+    keys = jax.random.split(key, num_seeds)
+    if shard and len(jax.devices()) > 1 and num_seeds % len(jax.devices()) == 0:
+        keys = shard_seeds(keys)
+    in_axes = (0, *([None] * len(args)))
+    init = jax.jit(jax.vmap(loop.init))
+    # The carry is donated: each call updates it (the replay buffer included) in place.
+    period = jax.jit(jax.vmap(lambda c, *a: loop.run(c, 1, *a), in_axes=in_axes), donate_argnums=0)
+
+    t0 = time.perf_counter()
+    lowered = init.lower(keys)
+    t1 = time.perf_counter()
+    init = lowered.compile()
+    t2 = time.perf_counter()
+    carry = init(keys)
+    t3 = time.perf_counter()
+    lowered = period.lower(carry, *args)
+    t4 = time.perf_counter()
+    period = lowered.compile()
+    t5 = time.perf_counter()
+    if on_compiled is not None:
+        on_compiled((t1 - t0) + (t4 - t3), (t2 - t1) + (t5 - t4))
+
+    rows = []
+    for _ in range(num_periods):
+        carry, row = period(carry, *args)
+        row = jax.device_get(row)  # [num_seeds, 1] leaves
+        rows.append(row)
+        if on_period is not None:
+            on_period(jax.tree.map(lambda x: x[:, 0], row))
+    metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *rows)
+    return carry, metrics
 
 
 class Loop(NamedTuple):
