@@ -193,6 +193,34 @@ def reward_step(
     return RewarderCarry(state, ret * (1.0 - done)), transition, finished, metrics
 
 
+def env_step_stats(
+    state: Any,
+    transition: Transition,
+    rewarder: Rewarder | None,
+    r_carry: RewarderCarry | None,
+    mode: str,
+    weight: float,
+) -> tuple[RewarderCarry | None, Transition, dict, tuple]:
+    """What the online and on-policy loops do after each env step of ``num_envs`` envs: episode
+    stats from the env state's info (``episodes``, ``return_sum``), the rewarder applied
+    (:func:`reward_step`; adds ``rewarder_return_sum`` and ``reward_metrics``), and the arrays to
+    check for non-finite values (observation, env reward, and the combined reward with a rewarder).
+
+    Returns ``(r_carry, transition, stats, checked)``; without a rewarder ``r_carry`` and
+    ``transition`` come back unchanged.
+    """
+    done = state.info["episode_done"]
+    stats = {"episodes": jnp.sum(done), "return_sum": jnp.sum(done * state.info["last_return"])}
+    checked = (state.obs, state.reward)
+    if rewarder is not None:
+        r_carry, transition, finished, r_metrics = reward_step(
+            rewarder, r_carry, transition, mode, weight
+        )
+        stats.update(rewarder_return_sum=finished, reward_metrics=r_metrics)
+        checked = (*checked, transition.reward)
+    return r_carry, transition, stats, checked
+
+
 def merge_metrics(agent: Metrics, rewarder: Metrics, owner: str) -> Metrics:
     """``{**agent, **rewarder}``; raises ``ValueError`` (at trace time) if a name is in both."""
     both = sorted(set(agent) & set(rewarder))

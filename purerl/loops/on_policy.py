@@ -36,6 +36,7 @@ from purerl.loops.common import (
     Loop,
     Progress,
     RewarderCarry,
+    env_step_stats,
     first_nonfinite,
     freeze_on_nonfinite,
     init_rewarder,
@@ -43,7 +44,6 @@ from purerl.loops.common import (
     merge_metrics,
     period_row,
     progress_callback,
-    reward_step,
     rewarder_key,
     update_bad_step,
 )
@@ -174,19 +174,10 @@ def make_loop(
             terminated=state.terminated,
             truncated=state.truncated,
         )
-        done = state.info["episode_done"]
-        stats = {
-            "episodes": jnp.sum(done),
-            "return_sum": jnp.sum(done * state.info["last_return"]),
-        }
-        checked = (state.obs, state.reward)
-        if rewarder is not None:
-            r_carry, transition, finished, r_metrics = reward_step(
-                rewarder, carry.rewarder, transition, reward_mode, reward_weight
-            )
-            carry = carry._replace(rewarder=r_carry)
-            stats.update(rewarder_return_sum=finished, reward_metrics=r_metrics)
-            checked = (*checked, transition.reward)
+        r_carry, transition, stats, checked = env_step_stats(
+            state, transition, rewarder, carry.rewarder, reward_mode, reward_weight
+        )
+        carry = carry._replace(rewarder=r_carry)
         is_bad = first_nonfinite(checked)
         env_steps = carry.iteration * config.steps_per_iteration + (t + 1) * n_envs
         bad_step = update_bad_step(carry.bad_step, is_bad, env_steps)

@@ -38,6 +38,7 @@ from purerl.loops.common import (
     Loop,
     Progress,
     RewarderCarry,
+    env_step_stats,
     first_nonfinite,
     freeze_on_nonfinite,
     init_rewarder,
@@ -45,7 +46,6 @@ from purerl.loops.common import (
     merge_metrics,
     period_row,
     progress_callback,
-    reward_step,
     rewarder_key,
     update_bad_step,
 )
@@ -229,19 +229,10 @@ def make_loop(
             terminated=state.terminated,
             truncated=state.truncated,
         )
-        done = state.info["episode_done"]
-        stats = {
-            "episodes": jnp.sum(done),
-            "return_sum": jnp.sum(done * state.info["last_return"]),
-        }
-        checked = (state.obs, state.reward)
-        if rewarder is not None:
-            r_carry, transition, finished, r_metrics = reward_step(
-                rewarder, carry.rewarder, transition, reward_mode, reward_weight
-            )
-            carry = carry._replace(rewarder=r_carry)
-            stats.update(rewarder_return_sum=finished, reward_metrics=r_metrics)
-            checked = (*checked, transition.reward)
+        r_carry, transition, stats, checked = env_step_stats(
+            state, transition, rewarder, carry.rewarder, reward_mode, reward_weight
+        )
+        carry = carry._replace(rewarder=r_carry)
         buffer = replay.add(carry.buffer, transition)
         is_bad = first_nonfinite(checked)
         env_steps = (carry.iteration + 1) * n_envs
