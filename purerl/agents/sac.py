@@ -18,6 +18,12 @@ Pseudocode (paper, Algorithm 1, one gradient step) -> functions:
 
 Truncation: ``d`` is ``terminated`` only; time-limit truncations bootstrap from ``next_obs`` (the
 final observation, kept by the env wrappers).
+
+Observation normalization (``normalize_observations``, not in the paper; Brax's SAC trainer option,
+on in its published env configs): networks see ``clip((s - mean) / std, -5, 5)`` with running moments
+of the observations. Brax updates the moments with every collected observation; the contract's
+``update(state, batch)`` sees only replay batches, so here the moments are merged from each sampled
+batch's ``obs`` before the losses (the replay distribution, which is what the agent learns from).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purerl.core import networks, validation
+from purerl.core import networks, normalization, validation
 from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
 
@@ -48,6 +54,9 @@ class Config:
     init_alpha: float = 1.0  # authors' softlearning code (log alpha starts at 0); not in the paper
     target_entropy: float | None = None  # H_bar; None = -dim(A), paper App. D Table 1
     learn_alpha: bool = True  # False keeps alpha = init_alpha fixed (Haarnoja et al. 2018a)
+    normalize_observations: bool = False  # running mean/std of observations (module docstring)
+    obs_clip: float = 5.0  # clip of normalized observations (brax running_statistics: 5)
+    reward_scale: float = 1.0  # r -> reward_scale * r in the target (Brax's SAC reward_scaling)
 
     def __post_init__(self):
         validation.positive(
@@ -66,8 +75,10 @@ class Config:
                 f"sac.Config.target_entropy must be a finite number or None, "
                 f"got {self.target_entropy!r}"
             )
-        if not isinstance(self.learn_alpha, bool):
-            raise ValueError(f"sac.Config.learn_alpha must be a bool, got {self.learn_alpha!r}")
+        for name in ("learn_alpha", "normalize_observations"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"sac.Config.{name} must be a bool, got {getattr(self, name)!r}")
+        validation.positive("sac.Config", obs_clip=self.obs_clip, reward_scale=self.reward_scale)
 
 
 class Params(NamedTuple):
@@ -84,6 +95,7 @@ class State(NamedTuple):
     alpha_opt: optax.OptState
     key: jax.Array
     step: jax.Array  # updates done, int32
+    normalizer: normalization.NormalizerState  # running observation moments (unused when off)
 
 
 def sample_action(
@@ -147,7 +159,12 @@ def critic_loss(
     next_q = critic.apply(target_critic_params, batch.next_obs, next_a)
     alpha = jnp.exp(log_alpha)
     y = soft_td_target(
-        batch.reward, batch.terminated, next_q, next_log_prob, alpha, config.discount
+        config.reward_scale * batch.reward,
+        batch.terminated,
+        next_q,
+        next_log_prob,
+        alpha,
+        config.discount,
     )
     y = jax.lax.stop_gradient(y)
     q = critic.apply(critic_params, batch.obs, batch.action)  # [2, B]
@@ -220,10 +237,28 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
             alpha_opt=alpha_opt.init(params.log_alpha),
             key=key,
             step=jnp.zeros((), jnp.int32),
+            normalizer=normalization.init(spec.obs_shape),
+        )
+
+    def observe(normalizer: normalization.NormalizerState, obs: jax.Array) -> jax.Array:
+        if not config.normalize_observations:
+            return obs
+        return normalization.normalize(normalizer, obs, clip=config.obs_clip)
+
+    def normalized(
+        state: State, batch: Transition
+    ) -> tuple[normalization.NormalizerState, Transition]:
+        """Merge ``batch.obs`` into the moments (when on) and normalize ``obs`` / ``next_obs``."""
+        if not config.normalize_observations:
+            return state.normalizer, batch
+        normalizer = normalization.update(state.normalizer, batch.obs)
+        return normalizer, batch._replace(
+            obs=observe(normalizer, batch.obs), next_obs=observe(normalizer, batch.next_obs)
         )
 
     def act(state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False):
         validation.check_obs(obs, spec)
+        obs = observe(state.normalizer, obs)
         if deterministic:
             loc, _ = actor.apply(state.params.actor, obs)
             return jnp.tanh(loc), {}
@@ -232,6 +267,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
 
     def loss(params: Params, state: State, batch: Transition, key: jax.Array):
         validation.check_batch(batch, spec, "sac.loss")
+        _, batch = normalized(state, batch)
         critic_key, actor_key, alpha_key = jax.random.split(key, 3)
         c_loss, c_metrics = critic_loss(
             params.critic,
@@ -259,6 +295,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
 
     def update(state: State, batch: Transition):
         validation.check_batch(batch, spec, "sac.update")
+        normalizer, batch = normalized(state, batch)
         key, critic_key, actor_key, alpha_key = jax.random.split(state.key, 4)
         params = state.params
         log_alpha = params.log_alpha
@@ -307,6 +344,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
             alpha_opt=alpha_opt_state,
             key=key,
             step=state.step + 1,
+            normalizer=normalizer,
         )
         return new_state, metrics
 

@@ -49,14 +49,25 @@ def capacity(state: ReplayState) -> int:
     return jax.tree.leaves(state.data)[0].shape[0]
 
 
-def add(state: ReplayState, items: Any) -> ReplayState:
-    """Write one time step of all envs: ``items`` leaves are ``[num_envs, ...]``."""
+def add(state: ReplayState, items: Any, mask: jax.Array | None = None) -> ReplayState:
+    """Write one time step of all envs: ``items`` leaves are ``[num_envs, ...]``.
+
+    ``mask`` (scalar bool): write only where true; false leaves the buffer as it was (one slot is
+    rewritten with its old contents, so no copy of the buffer is made under ``vmap``)."""
     cap = capacity(state)
-    data = jax.tree.map(
-        lambda buf, x: buf.at[state.insert].set(x.astype(buf.dtype)), state.data, items
-    )
+    if mask is None:
+        write = lambda buf, x: buf.at[state.insert].set(x.astype(buf.dtype))  # noqa: E731
+        grow = 1
+    else:
+        write = lambda buf, x: buf.at[state.insert].set(  # noqa: E731
+            jnp.where(mask, x.astype(buf.dtype), buf[state.insert])
+        )
+        grow = mask.astype(jnp.int32)
+    data = jax.tree.map(write, state.data, items)
     return ReplayState(
-        data=data, insert=(state.insert + 1) % cap, size=jnp.minimum(state.size + 1, cap)
+        data=data,
+        insert=(state.insert + grow) % cap,
+        size=jnp.minimum(state.size + grow, cap),
     )
 
 

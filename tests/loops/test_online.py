@@ -71,9 +71,15 @@ def test_nonfinite_reward_stops_run_naming_seed_and_step():
     train = online.make_train(algo, env, small())
     with pytest.raises(NonFiniteError, match="env step 7 of seed 0"):
         run_seeds(train, jax.random.key(0), 2)
-    # The run froze at the bad step: no update ever saw the NaN.
+    # The run froze before the bad step: the NaN transition was never written, the six before it
+    # were, nothing later was, and no update ever saw the NaN (the counter runs on to the end).
     carry, m = run_seeds(online.make_train(algo, env, small()), jax.random.key(0), 2, check=False)
-    np.testing.assert_array_equal(carry.iteration, [7, 7])
+    np.testing.assert_array_equal(carry.buffer.size, [6, 6])
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(carry.buffer.data))
+    floats = [x for x in jax.tree.leaves(carry.agent) if jnp.issubdtype(x.dtype, jnp.floating)]
+    assert floats and all(np.isfinite(x).all() for x in floats)
+    np.testing.assert_array_equal(carry.iteration, [400, 400])
+    np.testing.assert_array_equal(m["check/nonfinite_step"][:, -1], [7, 7])
     # 'ignore' carries on to the end.
     carry, _ = run_seeds(
         online.make_train(algo, env, small(on_nonfinite="ignore")),
