@@ -6,9 +6,10 @@ The shape and dtype predicates are chex's (``chex.assert_shape``, ``chex.assert_
 ``chex.assert_type``); :func:`chex_check` turns a failed chex assertion into a ``ValueError`` with
 the library's message, which names the argument or batch field, its shape and the expected one.
 As with every chex assertion, ``chex.disable_asserts()`` switches these checks off too. The value
-checks of config fields (:func:`positive` ...) stay hand-written: they also accept numpy scalars,
-reject NaN/inf and let traced values (a config built under ``vmap``) through, which
-``chex.assert_scalar_*`` do not.
+checks of config fields (:func:`positive` ...) stay hand-written: they accept numpy scalars of any
+width, let traced values (a config built under ``vmap``) through and reject bools, NaN and inf,
+where ``chex.assert_scalar_*`` reject ``np.float32``, numpy ints and tracers, and pass bools, NaN
+and inf.
 """
 
 from __future__ import annotations
