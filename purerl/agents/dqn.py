@@ -33,9 +33,11 @@ import dataclasses
 import math
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
+import rlax
 
 from purerl.core import networks, replay, validation
 from purerl.core.tree import select
@@ -106,6 +108,10 @@ def epsilon_schedule(step: jax.Array, start: float, end: float, decay_updates: i
 
     Mnih et al. 2015, Methods: epsilon "annealed linearly from 1.0 to 0.1 over the first million
     frames, and fixed at 0.1 thereafter". Here ``k`` counts gradient updates (``State.step``).
+
+    Acting (``act``) draws "explore?" and a uniform action with two keys; ``rlax.epsilon_greedy``
+    (marked for deprecation in favour of ``distrax.EpsilonGreedy``) samples the mixed distribution in
+    one categorical draw: the same law, but a different random stream, so every run would change.
     """
     frac = jnp.clip(1.0 - jnp.asarray(step, jnp.float32) / decay_updates, 0.0, 1.0)
     return end + (start - end) * frac
@@ -122,6 +128,11 @@ def greedy_value(q_next_target: jax.Array, q_next_online: jax.Array | None = Non
 
     Returns:
       ``[B]``.
+
+    ``rlax.q_learning`` / ``rlax.double_q_learning`` give the same TD errors (tested equal in
+    tests/agents/test_dqn.py) but take one sample and return only ``y - Q(s, a)``; the agent keeps
+    the value and the target ``y`` apart because the Munchausen bonus and the n-step return enter
+    the same target and ``y`` is reported (``q/target``).
     """
     if q_next_online is None:
         return jnp.max(q_next_target, axis=-1)
@@ -134,7 +145,8 @@ def soft_value(q: jax.Array, tau: float) -> jax.Array:
     (the bootstrap term of the M-DQN target, Vieillard et al. 2020).
 
     ``ln pi`` comes from a stable log-softmax, so tiny ``tau`` or large ``q`` never give
-    ``0 * log 0``. The sum equals ``tau logsumexp(q / tau)``.
+    ``0 * log 0``. The sum equals ``tau logsumexp(q / tau)``. rlax 0.1.9 has no Munchausen
+    function (nor this soft value), so this and :func:`munchausen_bonus` are written here.
 
     Args:
       q: ``[B, A]``.
@@ -173,12 +185,14 @@ def td_loss(td: jax.Array, kind: str = "huber", delta: float = 1.0) -> jax.Array
     ``huber``: ``0.5 td^2`` for ``|td| <= delta``, ``delta (|td| - delta / 2)`` beyond (Huber 1964);
     its gradient is ``clip(td, -delta, delta)``, Mnih et al. 2015's error clipping. ``l2``:
     ``0.5 td^2`` (the Huber loss's quadratic branch, so both agree for small errors).
+
+    Both are rlax's functions (``rlax.huber_loss``, ``rlax.l2_loss``): the same operations as the
+    formulas above, so values and gradients are bit-identical to the hand-written versions they
+    replaced (tests/agents/test_dqn.py keeps those as references).
     """
     if kind == "l2":
-        return 0.5 * td**2
-    abs_td = jnp.abs(td)
-    quadratic = jnp.minimum(abs_td, delta)
-    return 0.5 * quadratic**2 + delta * (abs_td - quadratic)
+        return rlax.l2_loss(td)
+    return rlax.huber_loss(td, delta)
 
 
 def bootstrap(
@@ -270,11 +284,13 @@ def q_loss(
 
 
 def _check_actions(batch: Transition, owner: str) -> None:
-    if not jnp.issubdtype(jnp.asarray(batch.action).dtype, jnp.integer):
-        raise ValueError(
-            f"{owner}: batch.action has dtype {jnp.asarray(batch.action).dtype}; DQN needs integer "
-            "action indices"
-        )
+    validation.chex_check(
+        chex.assert_type,
+        batch.action,
+        int,
+        message=f"{owner}: batch.action has dtype {jnp.result_type(batch.action)}; DQN needs "
+        "integer action indices",
+    )
 
 
 def make(config: Config, spec: EnvSpec) -> Algorithm:

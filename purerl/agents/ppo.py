@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import rlax
 
 from purerl.core import networks, normalization, validation
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
@@ -131,6 +132,15 @@ def gae(
     is ``next_obs`` (the final observation at episode ends). A truncated step still bootstraps from
     ``V(s'_t)``; every episode end cuts the recursion, so no advantage mixes two episodes.
 
+    Why not ``rlax.truncated_generalized_advantage_estimation``: it takes one value sequence
+    ``V(s_0..s_T)`` and bootstraps step ``t`` from ``values[t + 1]``, the next step's baseline. In a
+    rollout that crosses an auto-reset, the step after a truncation starts a new episode, so
+    ``values[t + 1]`` is the value of the reset observation, not of the final one (``next_value``
+    here). Routing our inputs through rlax would take a rewritten reward (``r_t + gamma V(s'_t)``
+    with discount 0 at truncations) and the assumption ``V(s'_t) = V(s_{t+1})`` inside episodes,
+    which this function does not make (it takes ``next_value`` on its own). rlax's function equals
+    this one on each episode segment (tests/agents/test_ppo.py checks exactly that).
+
     Args:
       reward: ``r_t``, ``[T, ...]``.
       value: ``V(s_t)``, ``[T, ...]``.
@@ -161,10 +171,18 @@ def clipped_surrogate(
 
     ``L^CLIP = mean_t min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t)``,
     ``r_t = exp(log pi(a_t|s_t) - log pi_old(a_t|s_t))``. Shapes ``[B]`` -> scalar.
+
+    The mean is ``-rlax.clipped_surrogate_pg_loss`` (a loss, hence the sign) with the stop-gradient
+    on ``advantage`` off, so gradients flow exactly as through the formula; value and gradient are
+    bit-identical to the hand-written formula it replaced (tests/agents/test_ppo.py keeps it). The
+    one difference: rlax takes the minimum with ``fmin``, so a NaN product (``r_t = inf`` times
+    ``A_t = 0``) yields the clipped term where ``minimum`` propagated the NaN. rlax takes rank-1
+    inputs; other shapes are flattened (the mean is over all samples either way).
     """
-    ratio = jnp.exp(log_prob - old_log_prob)
-    clipped = jnp.clip(ratio, 1.0 - epsilon, 1.0 + epsilon)
-    return jnp.mean(jnp.minimum(ratio * advantage, clipped * advantage))
+    ratio = jnp.ravel(jnp.exp(log_prob - old_log_prob))
+    return -rlax.clipped_surrogate_pg_loss(
+        ratio, jnp.ravel(advantage), epsilon, use_stop_gradient=False
+    )
 
 
 def value_loss(

@@ -104,6 +104,14 @@ def n_step_target(
     ``m`` is the first step of the window whose episode ended (terminated or truncated), or ``n - 1``.
     The value to bootstrap is ``V(next_obs_m)`` (Sutton & Barto 2018, eq. 7.1; Acme's n-step adder).
 
+    Why not ``rlax.n_step_bootstrapped_returns``: it computes whole targets ``r + gamma' V`` along one
+    trajectory, with a per-step discount as the only episode-end signal. A zero discount stops at a
+    termination, but a truncation must both stop the sum and bootstrap from the final observation
+    ``next_obs_m``, which rlax cannot express without values at every step of the window (``n``
+    network evaluations instead of one). It also returns a bootstrapped scalar target, whereas D4PG
+    needs ``G`` and the weight apart to shift and shrink a distribution (``G + w z``). This
+    function equals rlax's on windows without truncations (tests/agents/test_dqn.py).
+
     Args:
       reward, terminated, truncated: ``[B, n]``.
       discount: gamma.

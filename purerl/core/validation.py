@@ -1,13 +1,24 @@
 """Checks that turn bad input into a clear error naming the problem (never a silent wrong answer).
 
 All shape checks run at trace time (shapes are static), so they cost nothing inside ``jit``.
+
+The shape and dtype predicates are chex's (``chex.assert_shape``, ``chex.assert_rank``,
+``chex.assert_type``); :func:`chex_check` turns a failed chex assertion into a ``ValueError`` with
+the library's message, which names the argument or batch field, its shape and the expected one.
+As with every chex assertion, ``chex.disable_asserts()`` switches these checks off too. The value
+checks of config fields (:func:`positive` ...) stay hand-written: they accept numpy scalars of any
+width, let traced values (a config built under ``vmap``) through and reject bools, NaN and inf,
+where ``chex.assert_scalar_*`` reject ``np.float32``, numpy ints and tracers, and pass bools, NaN
+and inf.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import numpy as np
 
@@ -56,15 +67,37 @@ def layer_sizes(owner: str, name: str, sizes: Any) -> None:
         raise ValueError(f"{owner}.{name} must be a tuple of positive ints, got {sizes!r}")
 
 
+def chex_check(assertion: Callable[..., None], x: Any, *args: Any, message: str) -> None:
+    """Run a chex assertion on one input, e.g. ``chex_check(chex.assert_shape, x, (3, None),
+    message=...)``, and raise ``ValueError(message)`` if it fails, so users see which input is
+    wrong and how (chex's own message names neither the field nor the env).
+
+    Args:
+      assertion: a chex assertion (``chex.assert_shape``, ``chex.assert_rank``, ``assert_type``).
+      x: the input checked (an array; a Python scalar or list is read as an array).
+      *args: the assertion's other arguments (expected shape, rank or type).
+      message: the error message, naming the input, its shape or dtype and the expected one.
+    """
+    if not hasattr(x, "shape"):  # chex reads .shape and would take a list as several inputs
+        x = np.asarray(x)
+    try:
+        assertion(x, *args)
+    except AssertionError:
+        raise ValueError(message) from None
+
+
 def check_obs(obs: jax.Array, spec: EnvSpec, what: str = "observation") -> None:
     """``obs`` must be ``[*obs_shape]`` or ``[..., *obs_shape]``."""
-    shape = tuple(np.shape(obs))
-    k = len(spec.obs_shape)
-    if shape[len(shape) - k :] != tuple(spec.obs_shape) or len(shape) < k:
-        raise ValueError(
-            f"{what} has shape {shape}, expected [..., {', '.join(map(str, spec.obs_shape))}] "
+    chex_check(
+        chex.assert_shape,
+        obs,
+        (..., *spec.obs_shape),
+        message=(
+            f"{what} has shape {tuple(np.shape(obs))}, expected "
+            f"[..., {', '.join(map(str, spec.obs_shape))}] "
             f"for env {spec.name or '?'} with obs_shape {spec.obs_shape}"
-        )
+        ),
+    )
 
 
 def check_batch(
@@ -81,23 +114,30 @@ def check_batch(
         raise TypeError(f"{owner}: batch must be a purerl Transition, got {type(batch).__name__}")
     lead = tuple(np.shape(batch.reward))
     if rollout:
-        if len(lead) != 2:
-            raise ValueError(
+        chex_check(
+            chex.assert_rank,
+            batch.reward,
+            2,
+            message=(
                 f"{owner}: batch.reward has shape {lead}, expected a rollout [T, E] "
                 "(unroll length, envs); on-policy agents update on whole rollouts "
                 "(purerl.loops.on_policy)"
-            )
+            ),
+        )
         what = f"rollout [T, E] = {lead}"
     else:
-        expected_lead = 1 if window is None else 2
-        if len(lead) != expected_lead or (window is not None and lead[1] != window):
-            want = "[B]" if window is None else f"[B, {window}] (n-step windows)"
-            hint = (
-                "; set the loop's n_step to the agent's n_step"
-                if window is not None or len(lead) == 2
-                else ""
-            )
-            raise ValueError(f"{owner}: batch.reward has shape {lead}, expected {want}{hint}")
+        want = "[B]" if window is None else f"[B, {window}] (n-step windows)"
+        hint = (
+            "; set the loop's n_step to the agent's n_step"
+            if window is not None or len(lead) == 2
+            else ""
+        )
+        chex_check(
+            chex.assert_shape,
+            batch.reward,
+            (None,) if window is None else (None, window),
+            message=f"{owner}: batch.reward has shape {lead}, expected {want}{hint}",
+        )
         what = f"leading {lead}"
     act_shape = () if spec.discrete else tuple(spec.action_shape)
     for field, tail in (
@@ -107,12 +147,16 @@ def check_batch(
         ("terminated", ()),
         ("truncated", ()),
     ):
-        got = tuple(np.shape(getattr(batch, field)))
-        if got != lead + tuple(tail):
-            raise ValueError(
-                f"{owner}: batch.{field} has shape {got}, expected {lead + tuple(tail)} "
-                f"({what} from batch.reward, env {spec.name or '?'})"
-            )
+        x = getattr(batch, field)
+        chex_check(
+            chex.assert_shape,
+            x,
+            lead + tuple(tail),
+            message=(
+                f"{owner}: batch.{field} has shape {tuple(np.shape(x))}, expected "
+                f"{lead + tuple(tail)} ({what} from batch.reward, env {spec.name or '?'})"
+            ),
+        )
 
 
 def one_of(owner: str, value: object, choices: tuple[str, ...]) -> None:

@@ -1,4 +1,4 @@
-"""D4PG: categorical projection (by hand and against rlax), n-step targets, update, bad input,
+"""D4PG: categorical projection (by hand and against the pre-rlax formula), n-step targets, update, bad input,
 learning on probe envs."""
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import rlax
 
 from purerl import envs
 from purerl.agents import d4pg
-from purerl.core import networks
+from purerl.core import networks, replay
 from purerl.core.types import EnvSpec, Network, Transition
 from purerl.loops import online
 
@@ -56,18 +55,39 @@ def test_projection_three_atoms_by_hand():
     )
 
 
-def test_projection_matches_rlax():
-    atoms = jnp.linspace(-3.0, 3.0, 13)
-    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
-    # Shifted and shrunk sources (r + gamma z), some reaching past both ends of the support.
-    reward = 3.0 * jax.random.normal(k1, (16,))
-    gamma = jax.random.uniform(k2, (16,), minval=0.0, maxval=1.0)
-    values = reward[:, None] + gamma[:, None] * atoms[None, :]
-    probs = jax.nn.softmax(jax.random.normal(k3, (16, 13)), axis=-1)
+def reference_projection(values, probs, atoms):
+    """The hand-written projection ``categorical_projection`` had before it called rlax:
+    ``(Phi p)_k = sum_j clip(1 - |clip(v_j, z_1, z_K) - z_k| / dz, 0, 1) p_j`` (even support)."""
+    delta = atoms[1] - atoms[0]
+    v = jnp.clip(values, atoms[0], atoms[-1])
+    weight = jnp.clip(1.0 - jnp.abs(v[..., None, :] - atoms[:, None]) / delta, 0.0, 1.0)
+    return jnp.sum(weight * probs[..., None, :], axis=-1)
+
+
+@pytest.mark.parametrize("num_atoms, v_max", [(13, 3.0), (51, 150.0)])
+def test_projection_matches_the_hand_written_formula_with_episode_ends(num_atoms, v_max):
+    # categorical_projection is rlax.categorical_l2_project now. Targets G + w z from n-step
+    # windows with terminations (w = 0: a point mass at G) and truncations, some past both ends.
+    atoms = jnp.linspace(-v_max, v_max, num_atoms)
+    rng = np.random.default_rng(num_atoms)
+    b, n = 64, 3
+    reward = jnp.asarray(rng.normal(scale=v_max / 3, size=(b, n)), jnp.float32)
+    term = jnp.asarray(rng.random((b, n)) < 0.2, jnp.float32)
+    trunc = jnp.asarray(rng.random((b, n)) < 0.2, jnp.float32)
+    g, weight, _ = replay.n_step_target(reward, term, trunc, 0.9)
+    assert float(jnp.sum(weight == 0.0)) > 0 and float(jnp.sum(trunc)) > 0
+    values = g[:, None] + weight[:, None] * atoms[None, :]
+    probs = jax.nn.softmax(jnp.asarray(rng.normal(size=(b, num_atoms)), jnp.float32), axis=-1)
     ours = jax.jit(d4pg.categorical_projection)(values, probs, atoms)
-    ref = jax.jit(jax.vmap(rlax.categorical_l2_project, in_axes=(0, 0, None)))(values, probs, atoms)
+    ref = jax.jit(reference_projection)(values, probs, atoms)
+    # rlax multiplies by 1 / dz where the formula divides: float rounding only.
     np.testing.assert_allclose(ours, ref, atol=1e-5)
     np.testing.assert_allclose(jnp.sum(ours, -1), 1.0, atol=1e-5)
+    # Leading axes are kept: [2, B/2, N] in, [2, B/2, K] out, the same numbers.
+    folded = d4pg.categorical_projection(
+        values.reshape(2, b // 2, -1), probs.reshape(2, b // 2, -1), atoms
+    )
+    np.testing.assert_allclose(folded.reshape(b, -1), ours, atol=1e-7)
 
 
 # --- n-step target distribution ------------------------------------------------------------------

@@ -237,10 +237,33 @@ def test_n_step_with_terminations_matches_rlax():
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_huber_matches_rlax():
-    td = jnp.linspace(-4.0, 4.0, 33)
-    np.testing.assert_allclose(dqn.td_loss(td, "huber", 1.0), rlax.huber_loss(td, 1.0), atol=1e-7)
-    np.testing.assert_allclose(dqn.td_loss(td, "huber", 2.5), rlax.huber_loss(td, 2.5), atol=1e-6)
+def reference_td_loss(td, kind, delta):
+    """The hand-written loss ``td_loss`` had before it called rlax (kept as the reference)."""
+    if kind == "l2":
+        return 0.5 * td**2
+    abs_td = jnp.abs(td)
+    quadratic = jnp.minimum(abs_td, delta)
+    return 0.5 * quadratic**2 + delta * (abs_td - quadratic)
+
+
+@pytest.mark.parametrize("kind, delta", [("huber", 1.0), ("huber", 2.5), ("l2", 1.0)])
+def test_td_loss_is_bit_identical_to_the_hand_written_formula(kind, delta):
+    # td_loss is rlax.huber_loss / rlax.l2_loss now; values and gradients must not move at all.
+    td = jnp.concatenate(
+        [3.0 * jax.random.normal(jax.random.key(7), (256,)), jnp.array([0.0, delta, -delta])]
+    )
+
+    def new(x):
+        return dqn.td_loss(x, kind, delta)
+
+    def ref(x):
+        return reference_td_loss(x, kind, delta)
+
+    np.testing.assert_array_equal(jax.jit(new)(td), jax.jit(ref)(td))
+    grad = jax.jit(jax.grad(lambda x: jnp.sum(new(x))))(td)
+    np.testing.assert_array_equal(grad, jax.jit(jax.grad(lambda x: jnp.sum(ref(x))))(td))
+    if kind == "huber":  # the gradient is Mnih 2015's clipped error
+        np.testing.assert_allclose(grad, jnp.clip(td, -delta, delta), atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -113,6 +113,33 @@ def test_clipped_surrogate_by_hand():
     np.testing.assert_allclose(value, -0.2, rtol=1e-5)
 
 
+def reference_clipped_surrogate(log_prob, old_log_prob, advantage, epsilon):
+    """The hand-written objective ``clipped_surrogate`` had before it called rlax."""
+    ratio = jnp.exp(log_prob - old_log_prob)
+    clipped = jnp.clip(ratio, 1.0 - epsilon, 1.0 + epsilon)
+    return jnp.mean(jnp.minimum(ratio * advantage, clipped * advantage))
+
+
+def test_clipped_surrogate_is_bit_identical_to_the_hand_written_formula():
+    # clipped_surrogate is -rlax.clipped_surrogate_pg_loss now: value and gradient (w.r.t. the new
+    # log-probabilities and the advantages) must not move, also where r_t = 1 exactly (the first
+    # minibatch step, where both branches of the min tie) and at the clip edges.
+    rng = np.random.default_rng(3)
+    old = jnp.asarray(rng.normal(size=512), jnp.float32)
+    new = old + jnp.asarray(0.3 * rng.normal(size=512), jnp.float32)
+    new = new.at[:64].set(old[:64])
+    adv = jnp.asarray(rng.normal(size=512), jnp.float32)
+    for eps in (0.2, 0.1):
+        ours = jax.jit(jax.value_and_grad(ppo.clipped_surrogate, argnums=(0, 2)), static_argnums=3)
+        ref = jax.jit(
+            jax.value_and_grad(reference_clipped_surrogate, argnums=(0, 2)), static_argnums=3
+        )
+        (v1, (g1, a1)), (v2, (g2, a2)) = ours(new, old, adv, eps), ref(new, old, adv, eps)
+        np.testing.assert_array_equal(v1, v2)
+        np.testing.assert_array_equal(g1, g2)
+        np.testing.assert_array_equal(a1, a2)
+
+
 def test_value_loss_by_hand():
     # V = [1, 2], V_old = [1.5, 2], target = [0, 2], eps = 0.1.
     # plain: mean((1 - 0)^2, 0) = 0.5
