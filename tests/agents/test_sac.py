@@ -284,11 +284,50 @@ def test_act_shapes_and_deterministic(one_update):
         ("hidden", (0, 16)),
         ("target_entropy", float("inf")),
         ("learn_alpha", "yes"),
+        ("normalize_observations", 1),
+        ("obs_clip", 0.0),
+        ("reward_scale", -1.0),
     ],
 )
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"sac.Config.{field}"):
         sac.Config(**{field: value})
+
+
+def test_observation_normalization_and_reward_scale():
+    """With ``normalize_observations`` the batch's obs are merged into the running moments first,
+    the losses see ``clip((s - mean) / std)`` for ``obs`` and ``next_obs``, and ``act`` normalizes
+    with the state's moments; ``reward_scale`` multiplies the reward in the soft target."""
+    from purerl.core import normalization
+
+    config = dataclasses.replace(TINY, normalize_observations=True, obs_clip=3.0, reward_scale=2.0)
+    algo = sac.make(config, SPEC)
+    state = jax.jit(algo.init)(jax.random.key(0))
+    batch = random_batch(3)
+    batch = batch._replace(obs=batch.obs * 10.0 + 4.0, next_obs=batch.next_obs * 10.0 + 4.0)
+    new, metrics = jax.jit(algo.update)(state, batch)
+    moments = normalization.update(normalization.init((3,)), batch.obs)
+    np.testing.assert_allclose(new.normalizer.mean, moments.mean, rtol=1e-6)
+    np.testing.assert_allclose(new.normalizer.var, moments.var, rtol=1e-6)
+    assert float(new.normalizer.count) == 8.0
+    # The same update as plain SAC (reward doubled by hand) on the normalized batch.
+    plain = sac.make(dataclasses.replace(TINY), SPEC)
+    norm = lambda x: normalization.normalize(moments, x, clip=3.0)  # noqa: E731
+    by_hand = batch._replace(obs=norm(batch.obs), next_obs=norm(batch.next_obs))
+    by_hand = by_hand._replace(reward=2.0 * batch.reward)
+    ref, ref_metrics = jax.jit(plain.update)(state, by_hand)
+    for k in ("loss/critic", "loss/actor", "q/target"):
+        assert float(metrics[k]) == pytest.approx(float(ref_metrics[k]), rel=1e-5)
+    jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6),
+        new.params,
+        ref.params,
+    )
+    # act: normalized with the state's moments.
+    obs = batch.obs[:2]
+    a, _ = algo.act(new, obs, jax.random.key(1), deterministic=True)
+    b, _ = plain.act(new, norm(obs), jax.random.key(1), deterministic=True)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
 def test_bad_input(one_update):
