@@ -313,7 +313,9 @@ def run_task(name: str, args: argparse.Namespace, out: str) -> dict:
         "wall_s": wall,
         "agent_config": dataclasses.asdict(agent_config),
         "loop_config": dataclasses.asdict(loop_config),
-        "command": command(task, steps, eval_every, args.seeds),
+        "command": command(
+            dataclasses.replace(task, loop_set=tuple(loop_set)), steps, eval_every, args.seeds
+        ),
         "provenance": provenance(),
         **extra,
     }
