@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import os
 import shlex
@@ -262,7 +263,7 @@ def run_task(name: str, args: argparse.Namespace, out: str) -> dict:
             "dataset_size": len(dataset),
         }
     else:
-        loop_module = __import__(f"purerl.loops.{kind}", fromlist=["Config"])
+        loop_module = importlib.import_module(f"purerl.loops.{kind}")
         if args.quick:
             steps = _quick_steps(task, loop_module)
             eval_every = steps // 2
