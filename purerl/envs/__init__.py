@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from purerl.envs import protocol, toy, wrappers
+from purerl.envs import classic, protocol, toy, wrappers
 from purerl.envs.protocol import Env, EnvState
 
 # Default brax backend per env: the fastest backend on which standard agents learn the task, then
@@ -65,6 +65,9 @@ TOY_ENVS = {
         lambda: toy.point_mass(sparse=True), "2-D point mass, sparse reward 1 inside the goal"
     ),
     "cartpole": _Toy(toy.cartpole, "classic cart-pole, 2 discrete actions, CartPole-v1 constants"),
+    "pendulum": _Toy(
+        classic.pendulum, "classic pendulum swing-up, Pendulum-v1 dynamics, torque = 2 * action"
+    ),
 }
 
 
