@@ -265,10 +265,7 @@ def run_periods(
     keys = jax.random.split(key, num_seeds)
     if shard and len(jax.devices()) > 1 and num_seeds % len(jax.devices()) == 0:
         keys = shard_seeds(keys)
-    in_axes = (0, *([None] * len(args)))
     init = jax.jit(jax.vmap(loop.init))
-    # The carry is donated: each call updates it (the replay buffer included) in place.
-    period = jax.jit(jax.vmap(lambda c, *a: loop.run(c, 1, *a), in_axes=in_axes), donate_argnums=0)
 
     t0 = time.perf_counter()
     lowered = init.lower(keys)
@@ -276,6 +273,21 @@ def run_periods(
     init = lowered.compile()
     t2 = time.perf_counter()
     carry = init(keys)
+    # Fields in loop.shared are the same for every seed: pass them unbatched (one copy), so that
+    # e.g. the online loop's warm-up branch on the iteration counter stays a real branch.
+    axes: Any = 0
+    if loop.shared:
+        carry = carry._replace(**{f: getattr(carry, f)[0] for f in loop.shared})
+        axes = type(carry)(*[None if f in loop.shared else 0 for f in carry._fields])
+    # The carry is donated: each call updates it (the replay buffer included) in place.
+    period = jax.jit(
+        jax.vmap(
+            lambda c, *a: loop.run(c, 1, *a),
+            in_axes=(axes, *([None] * len(args))),
+            out_axes=(axes, 0),
+        ),
+        donate_argnums=0,
+    )
     t3 = time.perf_counter()
     lowered = period.lower(carry, *args)
     t4 = time.perf_counter()
@@ -292,6 +304,10 @@ def run_periods(
         if on_period is not None:
             on_period(jax.tree.map(lambda x: x[:, 0], row))
     metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *rows)
+    if loop.shared:
+        carry = carry._replace(
+            **{f: jnp.broadcast_to(getattr(carry, f), (num_seeds,)) for f in loop.shared}
+        )
     return carry, metrics
 
 
@@ -303,6 +319,9 @@ class Loop(NamedTuple):
     init: Callable[[jax.Array], Any]
     run: Callable[[Any, int], tuple[Any, dict]]  # num_periods must be a static Python int
     progress: Progress | None = None  # host-side progress printer, if the config asked for one
+    shared: tuple[str, ...] = ()  # carry fields equal for every seed (e.g. the iteration counter):
+    #                               run_periods passes them unbatched, so branches on them stay
+    #                               real ``lax.cond`` branches under vmap instead of selects
 
 
 def make_train_fn(loop: Loop, num_periods: int) -> Callable[[jax.Array], tuple[Any, dict]]:

@@ -355,4 +355,9 @@ def make_loop(
     def run(carry: Carry, num_periods: int) -> tuple[Carry, dict]:
         return jax.lax.scan(period, carry, None, num_periods)
 
-    return Loop(init=init, run=run, progress=callback if isinstance(callback, Progress) else None)
+    return Loop(
+        init=init,
+        run=run,
+        progress=callback if isinstance(callback, Progress) else None,
+        shared=("iteration",),  # advances identically in every seed (see iteration())
+    )
