@@ -277,14 +277,19 @@ def run_brax(pair: Pair, seed: int) -> dict:
             progress_fn=progress,
             **s,
         )
-    wall = time.perf_counter() - t0
+    walls = [c[0] for c in curve]
     return {
-        "wall": [c[0] for c in curve],
+        "wall": walls,
         "steps": [c[1] for c in curve],
         "return": [c[2] for c in curve],
         "return_std": [c[3] for c in curve],
-        "total_wall_s": wall,
-        "steps_per_s": float(np.median(sps[1:] if len(sps) > 1 else sps)) if sps else math.nan,
+        "total_wall_s": time.perf_counter() - t0,
+        # Measured as for purerl (evaluations included, first training epoch excluded) ...
+        "steps_per_s": steady_steps_per_s(walls, pair.eval_every, 1),
+        # ... and Brax's own `training/sps` (training epochs only), median over epochs 2..
+        "brax_training_sps": float(np.median(sps[1:] if len(sps) > 1 else sps))
+        if sps
+        else math.nan,
     }
 
 
@@ -537,8 +542,10 @@ def arm_summary(arm: dict, threshold: float) -> dict:
     else:
         total = float(sum(r["total_wall_s"] for r in arm["runs"]))  # one after another
         all_reached = sum(h[1] for h in reached) if len(reached) == n else math.inf
-        sps = float(np.nanmedian([r["steps_per_s"] for r in arm["runs"]]))
-        compile_s = float(np.nanmean([r.get("compile_s", math.nan) for r in arm["runs"]]))
+        sps = [r["steps_per_s"] for r in arm["runs"] if math.isfinite(r["steps_per_s"])]
+        sps = float(np.median(sps)) if sps else math.nan
+        compile_s = [r["compile_s"] for r in arm["runs"] if "compile_s" in r]
+        compile_s = float(np.mean(compile_s)) if compile_s else math.nan
     return {
         "seeds": n,
         "final": (float(final_mean[0]), float(final_half[0])),
@@ -822,6 +829,10 @@ def pair_section(name: str, data: dict, out_dir: str) -> str:
             f"brax {e['versions']['brax']}"
         )
     out.append("")
+    brax_sps = "n/a"
+    if "brax" in arms:
+        values = [r.get("brax_training_sps", math.nan) for r in arms["brax"]["runs"]]
+        brax_sps = ", ".join(fmt(x) for x in values)
     out.append(
         "| arm | seeds | final return (mean ± 95% CI) | best mean | seeds >= threshold | "
         "env steps to threshold (mean) | wall s to threshold per seed (mean) | wall s until "
@@ -844,9 +855,10 @@ def pair_section(name: str, data: dict, out_dir: str) -> str:
     out.append(
         "\n(Brax's first eval is at step 0, after building its programs; purerl's first is at "
         "the first eval step. Sequential arms: walls are per run, 'until every seed' and 'total' "
-        "add the runs; the vmapped arm's clock is shared by its seeds. Brax's env steps/s is its "
-        "own `training/sps` (median over epochs), per run; the vmapped arm's is summed over "
-        "seeds.)\n"
+        "add the runs; the vmapped arm's clock is shared by its seeds. Env steps/s after compile: "
+        "eval_every / median time between evaluations (evaluations included, the first period "
+        "excluded), median over runs; the vmapped arm's is summed over seeds. Brax's own "
+        f"`training/sps` (training epochs only): {brax_sps}.)\n"
     )
     if "brax" in summ:
         b = summ["brax"]
@@ -956,6 +968,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=None, help="default 5 (--quick: 2)")
     p.add_argument("--arms", default=",".join(ARMS), help=f"arms: {', '.join(ARMS)}")
     p.add_argument("--quick", action="store_true", help="tiny sizes; writes peers_quick.md")
+    p.add_argument(
+        "--evals",
+        type=int,
+        default=None,
+        help="check run: the full-size settings cut to their first N evaluations (SAC: N must "
+        "pass the warm-up); writes peers_quick.md like --quick",
+    )
     p.add_argument("--summary", action="store_true", help="only rebuild the table")
     args = p.parse_args()
     seeds = args.seeds or (2 if args.quick else 5)
@@ -971,12 +990,17 @@ def main() -> None:
 
     # Cold compiles on both sides: no persistent compilation cache (purerl's CLI turns it on).
     jax.config.update("jax_enable_compilation_cache", False)
+    check = args.quick or args.evals is not None
+    if args.quick and args.evals is not None:
+        raise SystemExit("--quick and --evals are two different checks; give one")
     if not args.summary:
         table = QUICK if args.quick else PAIRS
+        if args.evals is not None:
+            table = {n: dataclasses.replace(p, num_evals=args.evals) for n, p in PAIRS.items()}
         for n in names:
-            run_pair(n, table[n], seeds, arms, args.quick)
+            run_pair(n, table[n], seeds, arms, check)
     full = "python -m benchmarks.peers --only ppo-ip,sac-ip --seeds 5"
-    print("wrote", summary(args.quick, full))
+    print("wrote", summary(check, full))
 
 
 if __name__ == "__main__":
