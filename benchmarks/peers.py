@@ -944,7 +944,7 @@ def summary(quick: bool, command: str) -> str:
             data = json.load(f)
         sections.append(pair_section(name, data, out_dir))
     title = "# purerl vs Brax's own trainers" + (
-        " (--quick: tiny sizes, not results)" if quick else ""
+        " (a check run, --quick or --evals: not results)" if quick else ""
     )
     text = (
         f"{title}\n\n{provenance()}\n"
@@ -954,7 +954,11 @@ def summary(quick: bool, command: str) -> str:
         "seed at a time without vmap (`purerl-1`), on the same env, backend, network sizes and "
         "hyperparameters (Brax's settings mapped onto purerl's configs; every remaining "
         "difference is listed under each pair). Wall times include compilation; every arm's "
-        "load average is recorded (2 shared cores: other jobs slow the runs).\n\n"
+        "load average is recorded (2 shared cores: other jobs slow the runs). Brax compiles its "
+        "training epoch once and its evaluation program twice per run (the second time because "
+        "the evaluation env state comes back weak-typed from the first evaluation; seen with "
+        "`jax_log_compiles`, not caused by the shim); purerl compiles one init and one period "
+        "program per run.\n\n"
         f"Full run: `{command}`\n\n" + "\n\n".join(sections)
     )
     with open(md, "w") as f:
