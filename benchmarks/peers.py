@@ -43,6 +43,7 @@ from benchmarks import _brax_shim
 from benchmarks._common import RESULTS, provenance
 
 ARMS = ("brax", "purerl-vmap", "purerl-1")
+NETS_SUFFIX = "-brax-default-nets"  # results file of a pair run with --brax-default-nets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Pair:
     num_evals: int
     settings: dict  # Brax trainer kwargs (and "hidden": the network sizes both sides use)
     source: str  # where the settings come from
+    brax_default_nets: bool = False  # Brax keeps its own default network sizes (not matched)
 
     @property
     def total_steps(self) -> int:
@@ -249,6 +251,8 @@ def run_brax(pair: Pair, seed: int) -> dict:
             policy_hidden_layer_sizes=hidden,
             value_hidden_layer_sizes=hidden,
         )
+        if pair.brax_default_nets:  # policy (32,) * 4, value (256,) * 5, swish
+            factory = ppo_networks.make_ppo_networks
         ppo_train.train(
             env,
             num_timesteps=pair.total_steps,
@@ -267,6 +271,8 @@ def run_brax(pair: Pair, seed: int) -> dict:
         if prefill % pair.eval_every:
             raise ValueError("min_replay_size must be a multiple of eval_every")
         factory = functools.partial(sac_networks.make_sac_networks, hidden_layer_sizes=hidden)
+        if pair.brax_default_nets:  # (256, 256), relu
+            factory = sac_networks.make_sac_networks
         sac_train.train(
             env,
             num_timesteps=pair.total_steps,
@@ -643,6 +649,7 @@ def settings_record(pair: Pair) -> dict:
         "eval_every": pair.eval_every,
         "num_evals": pair.num_evals,
         "source": pair.source,
+        "brax_default_nets": pair.brax_default_nets,
         "brax": plain(pair.settings),
         "purerl_agent": plain(dataclasses.asdict(setup.agent_config)),
         "purerl_loop": plain(dataclasses.asdict(setup.loop_config)),
@@ -822,6 +829,12 @@ def pair_section(name: str, data: dict, out_dir: str) -> str:
         f"env steps to {rec['eval_every'] * rec['num_evals']:,}, "
         f"{rec['brax']['num_eval_envs']} episodes, deterministic policy.\n",
     ]
+    if rec.get("brax_default_nets"):
+        out.append(
+            "**Networks not matched here**: Brax keeps its default sizes (PPO: policy (32,) * 4, "
+            "value (256,) * 5, swish; SAC: (256, 256), relu); purerl uses "
+            f"{tuple(rec['purerl_agent']['hidden'])}.\n"
+        )
     for a, e in arms.items():
         out.append(
             f"- {a}: {e['seeds']} seed(s), run {e['date']}, load average before/after "
@@ -936,7 +949,7 @@ def pair_section(name: str, data: dict, out_dir: str) -> str:
 def summary(quick: bool, command: str) -> str:
     out_dir, md = out_paths(quick)
     sections = []
-    for name in PAIRS:
+    for name in [n + suffix for n in PAIRS for suffix in ("", NETS_SUFFIX)]:
         path = os.path.join(out_dir, f"{name}.json")
         if not os.path.exists(path):
             continue
@@ -979,6 +992,12 @@ def main() -> None:
         help="check run: the full-size settings cut to their first N evaluations (SAC: N must "
         "pass the warm-up); writes peers_quick.md like --quick",
     )
+    p.add_argument(
+        "--brax-default-nets",
+        action="store_true",
+        help="Brax keeps its default network sizes (PPO: policy 4x32, value 5x256) instead of "
+        "purerl's; results go to <pair>-brax-default-nets",
+    )
     p.add_argument("--summary", action="store_true", help="only rebuild the table")
     args = p.parse_args()
     seeds = args.seeds or (2 if args.quick else 5)
@@ -1002,7 +1021,10 @@ def main() -> None:
         if args.evals is not None:
             table = {n: dataclasses.replace(p, num_evals=args.evals) for n, p in PAIRS.items()}
         for n in names:
-            run_pair(n, table[n], seeds, arms, check)
+            pair, name = table[n], n
+            if args.brax_default_nets:
+                pair, name = dataclasses.replace(pair, brax_default_nets=True), n + NETS_SUFFIX
+            run_pair(name, pair, seeds, arms, check)
     full = "python -m benchmarks.peers --only ppo-ip,sac-ip --seeds 5"
     print("wrote", summary(check, full))
 
