@@ -291,7 +291,7 @@ def run_brax(pair: Pair, seed: int) -> dict:
         "return_std": [c[3] for c in curve],
         "total_wall_s": time.perf_counter() - t0,
         # Measured as for purerl (evaluations included, first training epoch excluded) ...
-        "steps_per_s": steady_steps_per_s(walls, pair.eval_every, 1),
+        "steps_per_s": steady_steps_per_s(walls, [c[1] for c in curve], 1, warmup_steps(pair)),
         # ... and Brax's own `training/sps` (training epochs only), median over epochs 2..
         "brax_training_sps": float(np.median(sps[1:] if len(sps) > 1 else sps))
         if sps
@@ -430,11 +430,22 @@ def rows_to_curve(rows: list[dict], walls: list[float]) -> dict:
     }
 
 
-def steady_steps_per_s(walls: list[float], eval_every: int, num_seeds: int) -> float:
-    """Env steps/s (summed over seeds) between evaluations, the first period (compile) excluded."""
-    if len(walls) < 3:
+def steady_steps_per_s(
+    walls: list[float], steps: list[int], num_seeds: int, from_step: int = 0
+) -> float:
+    """Env steps/s (summed over seeds): the median over the intervals between two evaluations
+    that start at a step > 0 (so never the one holding compilation: purerl's first eval ends its
+    first period, Brax's is at step 0) and >= ``from_step`` (SAC: the end of the warm-up)."""
+    walls, steps = np.asarray(walls), np.asarray(steps)
+    keep = (steps[:-1] > 0) & (steps[:-1] >= from_step)
+    if not keep.any():
         return math.nan
-    return float(num_seeds * eval_every / np.median(np.diff(np.asarray(walls))[1:]))
+    rates = np.diff(steps)[keep] / np.diff(walls)[keep]
+    return float(num_seeds * np.median(rates))
+
+
+def warmup_steps(pair: Pair) -> int:
+    return pair.settings.get("min_replay_size", 0)
 
 
 def run_purerl_vmap(pair: Pair, num_seeds: int) -> dict:
@@ -468,7 +479,7 @@ def run_purerl_vmap(pair: Pair, num_seeds: int) -> dict:
     curve.update(
         total_wall_s=time.perf_counter() - t0,
         compile_s=compile_s[0],
-        steps_per_s=steady_steps_per_s(walls, pair.eval_every, num_seeds),
+        steps_per_s=steady_steps_per_s(walls, curve["steps"], num_seeds, warmup_steps(pair)),
     )
     return curve
 
@@ -496,7 +507,7 @@ def run_purerl_single(pair: Pair, seed: int, num_seeds: int) -> dict:
     curve.update(
         total_wall_s=time.perf_counter() - t0,
         compile_s=compile_s,
-        steps_per_s=steady_steps_per_s(walls, pair.eval_every, 1),
+        steps_per_s=steady_steps_per_s(walls, curve["steps"], 1, warmup_steps(pair)),
     )
     return curve
 
@@ -532,7 +543,7 @@ def threshold_hits(steps, ret, wall, threshold: float) -> list[tuple[int, float]
     return hits
 
 
-def arm_summary(arm: dict, threshold: float) -> dict:
+def arm_summary(arm: dict, threshold: float, from_step: int) -> dict:
     from purerl.loops import plots
 
     steps, ret, wall = arm_arrays(arm)
@@ -543,12 +554,14 @@ def arm_summary(arm: dict, threshold: float) -> dict:
     if arm["kind"] == "vmap":
         total = arm["runs"][0]["total_wall_s"]  # all seeds at once
         all_reached = max(h[1] for h in reached) if len(reached) == n else math.inf
-        sps = arm["runs"][0]["steps_per_s"]
+        run = arm["runs"][0]
+        sps = steady_steps_per_s(run["wall"], run["steps"], n, from_step)
         compile_s = arm["runs"][0].get("compile_s", math.nan)
     else:
         total = float(sum(r["total_wall_s"] for r in arm["runs"]))  # one after another
         all_reached = sum(h[1] for h in reached) if len(reached) == n else math.inf
-        sps = [r["steps_per_s"] for r in arm["runs"] if math.isfinite(r["steps_per_s"])]
+        sps = [steady_steps_per_s(r["wall"], r["steps"], 1, from_step) for r in arm["runs"]]
+        sps = [x for x in sps if math.isfinite(x)]
         sps = float(np.median(sps)) if sps else math.nan
         compile_s = [r["compile_s"] for r in arm["runs"] if "compile_s" in r]
         compile_s = float(np.mean(compile_s)) if compile_s else math.nan
@@ -819,7 +832,8 @@ def pair_section(name: str, data: dict, out_dir: str) -> str:
     rec = data["settings"]
     thr = rec["threshold"]
     arms = {a: data["arms"][a] for a in ARMS if a in data["arms"]}
-    summ = {a: arm_summary(e, thr) for a, e in arms.items()}
+    from_step = rec["brax"].get("min_replay_size", 0)
+    summ = {a: arm_summary(e, thr, from_step) for a, e in arms.items()}
     png = os.path.join(out_dir, f"{name}.png")
     plot_pair(name, {**data, "arms": arms}, png)
     rel_png = os.path.relpath(png, RESULTS)
@@ -870,7 +884,8 @@ def pair_section(name: str, data: dict, out_dir: str) -> str:
         "the first eval step. Sequential arms: walls are per run, 'until every seed' and 'total' "
         "add the runs; the vmapped arm's clock is shared by its seeds. Env steps/s after compile: "
         "eval_every / median time between evaluations (evaluations included, the first period "
-        "excluded), median over runs; the vmapped arm's is summed over seeds. Brax's own "
+        "excluded, and for SAC the warm-up), median over runs; the vmapped arm's is summed over "
+        "seeds. Brax's own "
         f"`training/sps` (training epochs only): {brax_sps}.)\n"
     )
     if "brax" in summ:
