@@ -160,6 +160,15 @@ PAIRS = {"ppo-ip": PPO_IP, "sac-ip": SAC_IP, "sac-hc": SAC_HC}
 DEFAULT_PAIRS = ("ppo-ip", "sac-ip")
 
 # --quick: the same code paths at tiny sizes (checks the script end to end in a few minutes).
+SAC_QUICK = {
+    "num_envs": 4,
+    "batch_size": 32,
+    "min_replay_size": 64,
+    "max_replay_size": 192,
+    "episode_length": 100,
+    "num_eval_envs": 2,
+    "hidden": (16, 16),
+}
 QUICK = {
     "ppo-ip": dataclasses.replace(
         PPO_IP,
@@ -179,33 +188,13 @@ QUICK = {
         SAC_IP,
         eval_every=64,
         num_evals=3,
-        settings={
-            **SAC_IP.settings,
-            "num_envs": 4,
-            "grad_updates_per_step": 4,
-            "batch_size": 32,
-            "min_replay_size": 64,
-            "max_replay_size": 192,
-            "episode_length": 100,
-            "num_eval_envs": 2,
-            "hidden": (16, 16),
-        },
+        settings={**SAC_IP.settings, **SAC_QUICK, "grad_updates_per_step": 4},
     ),
     "sac-hc": dataclasses.replace(
         SAC_HC,
         eval_every=64,
         num_evals=3,
-        settings={
-            **SAC_HC.settings,
-            "num_envs": 4,
-            "grad_updates_per_step": 2,
-            "batch_size": 32,
-            "min_replay_size": 64,
-            "max_replay_size": 192,
-            "episode_length": 100,
-            "num_eval_envs": 2,
-            "hidden": (16, 16),
-        },
+        settings={**SAC_HC.settings, **SAC_QUICK, "grad_updates_per_step": 2},
     ),
 }
 
