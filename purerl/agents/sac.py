@@ -54,7 +54,7 @@ class Config:
     init_alpha: float = 1.0  # authors' softlearning code (log alpha starts at 0); not in the paper
     target_entropy: float | None = None  # H_bar; None = -dim(A), paper App. D Table 1
     learn_alpha: bool = True  # False keeps alpha = init_alpha fixed (Haarnoja et al. 2018a)
-    normalize_observations: bool = False  # running mean/std of observations (module docstring)
+    normalize_observations: bool = True  # running mean/std of observations (module docstring)
     obs_clip: float = 5.0  # clip of normalized observations (brax running_statistics: 5)
     reward_scale: float = 1.0  # r -> reward_scale * r in the target (Brax's SAC reward_scaling)
 
@@ -251,10 +251,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
         """Merge ``batch.obs`` into the moments (when on) and normalize ``obs`` / ``next_obs``."""
         if not config.normalize_observations:
             return state.normalizer, batch
-        normalizer = normalization.update(state.normalizer, batch.obs)
-        return normalizer, batch._replace(
-            obs=observe(normalizer, batch.obs), next_obs=observe(normalizer, batch.next_obs)
-        )
+        return normalization.update_and_normalize_batch(state.normalizer, batch, config.obs_clip)
 
     def act(state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False):
         validation.check_obs(obs, spec)

@@ -14,6 +14,12 @@ Pseudocode (paper, Algorithm 1) -> functions:
 Truncation: ``d`` is ``terminated`` only; time-limit truncations bootstrap from ``next_obs`` (the
 final observation, kept by the env wrappers).
 
+Observation normalization (``normalize_observations``, not in the paper; the option Brax's off-policy
+trainers have, and what TD3 needs on brax's inverted_pendulum, ``docs/agents/td3.md``): the networks
+see ``clip((s - mean) / std, -obs_clip, obs_clip)`` with running moments merged from each update's
+batch ``obs`` before the losses, as SAC does (``normalization.update_and_normalize_batch``). Off, the
+state's ``normalizer`` is ``None``.
+
 The template. :func:`make_template` is TD3's ``init`` / ``act`` / ``loss`` / ``update`` with three
 pluggable pieces, a :class:`Variant`: the critic loss (where a variant changes the target ``y`` or
 adds a term), the actor loss, and optional extra state with its own update (a CVAE, a SARSA
@@ -32,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from purerl.core import networks, validation
+from purerl.core import networks, normalization, validation
 from purerl.core.tree import lerp
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
 
@@ -52,6 +58,8 @@ class Config:
     noise_clip: float = 0.5  # c, paper sec. 6.1
     policy_delay: int = 2  # d, paper sec. 5.2
     exploration_noise: float = 0.1  # sigma, paper sec. 6.1
+    normalize_observations: bool = False  # running mean/std of observations (module docstring)
+    obs_clip: float = 5.0  # clip of normalized observations (brax running_statistics: 5)
 
     def __post_init__(self):
         owner = f"{type(self).__module__.rsplit('.', 1)[-1]}.Config"
@@ -65,6 +73,11 @@ class Config:
         )
         validation.layer_sizes(owner, "hidden", self.hidden)
         validation.int_at_least(f"{owner}.policy_delay", self.policy_delay, 1)
+        if not isinstance(self.normalize_observations, bool):
+            raise ValueError(
+                f"{owner}.normalize_observations must be a bool, got {self.normalize_observations!r}"
+            )
+        validation.positive(owner, obs_clip=self.obs_clip)
 
     @property
     def td3_config(self) -> Config:
@@ -87,6 +100,7 @@ class State(NamedTuple):
     actor_metrics: Metrics  # last actor update's metrics (the actor moves every policy_delay steps)
     extra: Any = None  # a variant's own state (td3_cvae: the CVAE; qsarsa: Q_sarsa)
     extra_metrics: Any = None  # last metrics of a frozen extra (repeated after pre-training)
+    normalizer: Any = None  # running obs moments (NormalizerState) when normalize_observations
 
 
 CriticLossFn = Callable[[Any, State, Transition, jax.Array], tuple[jax.Array, Metrics]]
@@ -217,6 +231,9 @@ def make_template(config: Config, spec: EnvSpec, variant: Variant, name: str) ->
             step=jnp.zeros((), jnp.int32),
             actor_metrics={k: zero for k in variant.actor_metrics},
             extra=extra,
+            normalizer=normalization.init(spec.obs_shape)
+            if config.normalize_observations
+            else None,
         )
         if variant.frozen_extra:  # the extra's metrics, zeros until its first update
             shape = jax.eval_shape(variant.extra_update, extra, _example_batch(spec), state.step)
@@ -225,6 +242,8 @@ def make_template(config: Config, spec: EnvSpec, variant: Variant, name: str) ->
 
     def act(state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False):
         validation.check_obs(obs, spec)
+        if config.normalize_observations:
+            obs = normalization.normalize(state.normalizer, obs, clip=config.obs_clip)
         a = actor.apply(state.params.actor, obs)
         if not deterministic:
             a = jnp.clip(a + config.exploration_noise * jax.random.normal(key, a.shape), -1.0, 1.0)
@@ -235,8 +254,18 @@ def make_template(config: Config, spec: EnvSpec, variant: Variant, name: str) ->
         if variant.check is not None:
             variant.check(batch, owner)
 
+    def normalized(state: State, batch: Transition) -> tuple[State, Transition]:
+        """Merge ``batch.obs`` into the moments and normalize the batch (when on)."""
+        if not config.normalize_observations:
+            return state, batch
+        normalizer, batch = normalization.update_and_normalize_batch(
+            state.normalizer, batch, config.obs_clip
+        )
+        return state._replace(normalizer=normalizer), batch
+
     def loss(params: Params, state: State, batch: Transition, key: jax.Array):
         check(batch, f"{name}.loss")
+        state, batch = normalized(state, batch)
         state = state._replace(params=params)
         total, metrics = 0.0, {}
         if variant.extra_loss is not None:
@@ -282,6 +311,7 @@ def make_template(config: Config, spec: EnvSpec, variant: Variant, name: str) ->
 
     def update(state: State, batch: Transition):
         check(batch, f"{name}.update")
+        state, batch = normalized(state, batch)
         if variant.extra_update is None:
             return td3_step(state, batch)
         e_metrics = state.extra_metrics

@@ -46,3 +46,18 @@ def normalize(
     """Standardize ``x`` with the running moments; identity before the first update."""
     std = jnp.sqrt(state.var + eps)
     return jnp.clip((x - state.mean) / std, -clip, clip)
+
+
+def update_and_normalize_batch(state: NormalizerState, batch, clip: float):
+    """Merge ``batch.obs`` into the moments, then normalize ``batch.obs`` and ``batch.next_obs``
+    with the merged moments. ``batch`` is any NamedTuple with ``obs`` / ``next_obs`` leaves
+    (a :class:`purerl.core.types.Transition`). Returns ``(state, batch)``.
+
+    This is how the off-policy agents (SAC, TD3) keep running moments under the contract's
+    ``update(state, batch)``: the moments follow the replay distribution the agent learns from.
+    """
+    state = update(state, batch.obs)
+    return state, batch._replace(
+        obs=normalize(state, batch.obs, clip=clip),
+        next_obs=normalize(state, batch.next_obs, clip=clip),
+    )

@@ -73,6 +73,44 @@ def test_policy_delay_and_polyak():
         np.testing.assert_allclose(t, 0.5 * old + 0.5 * o, rtol=1e-6, atol=1e-7)
 
 
+def test_observation_normalization():
+    """With ``normalize_observations`` the batch's obs are merged into the running moments before
+    the losses, the update equals plain TD3's on the normalized batch, and ``act`` normalizes with
+    the state's moments. Off (the default), the state carries no normalizer."""
+    from purerl.core import normalization
+
+    assert td3.make(td3.Config(hidden=(8,)), SPEC).init(jax.random.key(0)).normalizer is None
+    cfg = td3.Config(hidden=(8,), policy_delay=1, normalize_observations=True, obs_clip=3.0)
+    algo = td3.make(cfg, SPEC)
+    state = jax.jit(algo.init)(jax.random.key(0))
+    keys = jax.random.split(jax.random.key(1), 3)
+    batch = Transition(
+        obs=10.0 * jax.random.normal(keys[0], (6, 2)) + 4.0,
+        action=jax.random.uniform(keys[1], (6, 1), minval=-1, maxval=1),
+        reward=jnp.arange(6.0),
+        next_obs=10.0 * jax.random.normal(keys[2], (6, 2)) - 3.0,
+        terminated=jnp.zeros(6),
+        truncated=jnp.zeros(6),
+    )
+    new, metrics = jax.jit(algo.update)(state, batch)
+    moments = normalization.update(normalization.init((2,)), batch.obs)
+    np.testing.assert_allclose(new.normalizer.mean, moments.mean, rtol=1e-6)
+    np.testing.assert_allclose(new.normalizer.var, moments.var, rtol=1e-6)
+    plain = td3.make(td3.Config(hidden=(8,), policy_delay=1), SPEC)
+    norm = lambda x: normalization.normalize(moments, x, clip=3.0)  # noqa: E731
+    by_hand = batch._replace(obs=norm(batch.obs), next_obs=norm(batch.next_obs))
+    ref, ref_metrics = jax.jit(plain.update)(state._replace(normalizer=None), by_hand)
+    for k in ("loss/critic", "loss/actor", "q/target"):
+        assert float(metrics[k]) == pytest.approx(float(ref_metrics[k]), rel=1e-5)
+    jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), new.params, ref.params
+    )
+    obs = batch.obs[:2]
+    a, _ = algo.act(new, obs, None, deterministic=True)
+    b, _ = plain.act(new, norm(obs), None, deterministic=True)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
 def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="actor_lr"):
         td3.Config(actor_lr=-1.0)
@@ -80,6 +118,10 @@ def test_config_validation_names_the_field():
         td3.Config(discount=1.5)
     with pytest.raises(ValueError, match="policy_delay"):
         td3.Config(policy_delay=0)
+    with pytest.raises(ValueError, match="normalize_observations"):
+        td3.Config(normalize_observations=1)
+    with pytest.raises(ValueError, match="obs_clip"):
+        td3.Config(obs_clip=0.0)
     with pytest.raises(ValueError, match="discrete"):
         td3.make(td3.Config(), envs.make("cartpole").spec)
 
