@@ -60,8 +60,11 @@ class Config:
     epsilon_decay_updates: int = 10_000  # our choice for small tasks (Mnih 2015: 1M frames)
     td_loss: str = "huber"  # "huber" = Mnih 2015's error clipping to [-1, 1]; "l2" = 0.5 td^2
     huber_delta: float = 1.0  # Mnih et al. 2015, Methods: error term clipped to [-1, 1]
-    double: bool = False  # double Q-learning target (van Hasselt et al. 2016)
-    n_step: int = 1  # n-step returns; 1 in Mnih 2015 and M-DQN, 3 in Rainbow (Hessel et al. 2018)
+    double: bool | None = None  # double Q-learning target (van Hasselt et al. 2016); None: on,
+    #                             except with munchausen (its soft target has no max to de-bias).
+    #                             On by default since issue 13 (docs/agents/dqn.md, deviation 6)
+    n_step: int = 3  # n-step returns; 3 as Rainbow (Hessel et al. 2018) and AQuaDQN; 1 in Mnih 2015
+    #                  and M-DQN. 3 since issue 13: the cart-pole sanity task (deviation 6)
     munchausen: bool = False  # Munchausen target (Vieillard et al. 2020)
     entropy_tau: float = 0.03  # tau, M-DQN paper (Atari experiments)
     munchausen_alpha: float = 0.9  # alpha, M-DQN paper (Atari experiments)
@@ -88,11 +91,19 @@ class Config:
         lo = self.log_policy_clip
         if not (isinstance(lo, (int, float)) and math.isfinite(lo) and lo < 0):
             raise ValueError(f"dqn.Config.log_policy_clip must be a finite number < 0, got {lo!r}")
+        if self.double is not None and not isinstance(self.double, bool):
+            raise ValueError(f"dqn.Config.double must be a bool or None, got {self.double!r}")
         if self.munchausen and self.double:
             raise ValueError(
                 "dqn.Config.double=True and munchausen=True are exclusive: the Munchausen target "
                 "bootstraps the soft value of the target network's softmax policy, not a max"
             )
+
+    @property
+    def double_q(self) -> bool:
+        """Whether the target is double Q-learning's: ``double``, or when ``None`` not
+        ``munchausen``."""
+        return (not self.munchausen) if self.double is None else self.double
 
 
 class State(NamedTuple):
@@ -250,7 +261,7 @@ def q_target(
             config.log_policy_clip,
         )
     else:
-        v_next = greedy_value(q_next_target, q_next_online if config.double else None)
+        v_next = greedy_value(q_next_target, q_next_online if config.double_q else None)
         bonus = jnp.zeros_like(g)
     return g + bonus + weight * v_next, bonus
 
@@ -271,7 +282,7 @@ def q_loss(
     action = action.astype(jnp.int32)
     q_tm1 = network.apply(params, obs)
     q_next_target = network.apply(target_params, next_obs)
-    q_next_online = network.apply(params, next_obs) if config.double else None
+    q_next_online = network.apply(params, next_obs) if config.double_q else None
     q_target_tm1 = network.apply(target_params, obs) if config.munchausen else None
     y, bonus = q_target(g, weight, q_next_target, q_next_online, q_target_tm1, action, config)
     y = jax.lax.stop_gradient(y)

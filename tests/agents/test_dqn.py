@@ -23,6 +23,8 @@ from purerl.loops import online
 
 TABLE = Network(init=None, apply=lambda params, obs: obs @ params)
 SPEC = EnvSpec(obs_shape=(3,), action_shape=(), num_actions=2, name="test")
+# Mnih et al. 2015's DQN: one-step max target (purerl's defaults are double Q and 3-step returns).
+NATURE = dict(double=False, n_step=1)
 
 
 def one_hot(states, n=3):
@@ -54,7 +56,7 @@ BATCH = transitions(
 
 
 def test_dqn_target_and_huber_loss_by_hand():
-    config = dqn.Config(discount=0.9)
+    config = dqn.Config(discount=0.9, **NATURE)
     loss, metrics = dqn.q_loss(ONLINE, TARGET, BATCH, TABLE, config)
     # y1 = 1 + 0.9 * max(2, 1) = 2.8; y2 = -0.5 (terminated); y3 = 0 + 0.9 * max(1.5, .5) = 1.35
     #   (truncated: bootstraps from next_obs).  Q(s, a) = [2, -1, 3] -> td = [0.8, 0.5, -1.65]
@@ -67,14 +69,14 @@ def test_dqn_target_and_huber_loss_by_hand():
 
 
 def test_l2_loss_by_hand():
-    config = dqn.Config(discount=0.9, td_loss="l2")
+    config = dqn.Config(discount=0.9, td_loss="l2", **NATURE)
     loss, _ = dqn.q_loss(ONLINE, TARGET, BATCH, TABLE, config)
     # 0.5 * (0.8^2 + 0.5^2 + 1.65^2) / 3 = 0.5 * (0.64 + 0.25 + 2.7225) / 3
     np.testing.assert_allclose(loss, 0.5 * 3.6125 / 3, rtol=1e-6)
 
 
 def test_double_dqn_target_by_hand():
-    config = dqn.Config(discount=0.9, double=True)
+    config = dqn.Config(discount=0.9, double=True, n_step=1)
     loss, metrics = dqn.q_loss(ONLINE, TARGET, BATCH, TABLE, config)
     # s'=1: online argmax of [-1, 0.5] is 1 -> Q'(1, 1) = 1.0 -> y1 = 1 + 0.9 = 1.9
     # s'=0: online argmax of [1, 2] is 1 -> Q'(0, 1) = 0.5 -> y3 = 0.45;  y2 = -0.5
@@ -86,7 +88,12 @@ def test_double_dqn_target_by_hand():
 
 def test_munchausen_target_by_hand_tau_one():
     config = dqn.Config(
-        discount=0.9, munchausen=True, entropy_tau=1.0, munchausen_alpha=0.9, log_policy_clip=-1.0
+        discount=0.9,
+        munchausen=True,
+        entropy_tau=1.0,
+        munchausen_alpha=0.9,
+        log_policy_clip=-1.0,
+        n_step=1,
     )
     _, metrics = dqn.q_loss(ONLINE, TARGET, BATCH, TABLE, config)
     c = math.log(1 + math.exp(-1))  # 0.3132617: lse(x, x - 1) = x + c
@@ -144,7 +151,7 @@ def test_n_step_windows_by_hand():
     term = [[0, 0, 0], [0, 1, 0], [0, 0, 0], [1, 0, 0]]
     trunc = [[0, 0, 0], [0, 0, 0], [0, 1, 0], [0, 0, 0]]
     batch = transitions(s, [[0, 1, 0]] * 4, r, s2, term, trunc, n_states)
-    config = dqn.Config(discount=0.9, n_step=3)
+    config = dqn.Config(discount=0.9, n_step=3, double=False)
     loss, metrics = dqn.q_loss(online, target, batch, TABLE, config)
     # A: no end:        1 + 0.9 * 2 + 0.81 * 3 = 5.23, + 0.729 * max Q'(s3) = 0.729 * 5 -> 8.875
     # B: terminated at step 1: 1 + 1.8 = 2.8, no bootstrap (the 100 of the next episode is ignored)
@@ -400,13 +407,22 @@ def test_double_with_munchausen_rejected():
         dqn.Config(double=True, munchausen=True)
 
 
+def test_double_default_follows_the_target():
+    """``double=None`` (the default): double Q for the max target, off for Munchausen's soft one."""
+    assert dqn.Config().double_q and dqn.Config().n_step == 3
+    assert not dqn.Config(munchausen=True).double_q
+    assert not dqn.Config(double=False).double_q
+    with pytest.raises(ValueError, match="double"):
+        dqn.Config(double="yes")
+
+
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         dqn.Config().lr = 1.0  # type: ignore[misc]
 
 
 def test_wrong_obs_shape_rejected():
-    algo = dqn.make(dqn.Config(hidden=(8,)), SPEC)
+    algo = dqn.make(dqn.Config(hidden=(8,), n_step=1), SPEC)
     state = algo.init(jax.random.key(0), SPEC)
     with pytest.raises(ValueError, match="obs_shape"):
         algo.act(state, jnp.zeros((5, 4)), jax.random.key(1))
@@ -427,7 +443,7 @@ def test_window_mismatch_rejected(agent_n, batch_window):
 
 
 def test_float_actions_rejected():
-    algo = dqn.make(dqn.Config(hidden=(8,)), SPEC)
+    algo = dqn.make(dqn.Config(hidden=(8,), n_step=1), SPEC)
     state = algo.init(jax.random.key(0), SPEC)
     batch = _random_batch(jax.random.key(1), SPEC)
     batch = batch._replace(action=batch.action.astype(jnp.float32))
@@ -506,7 +522,7 @@ def test_n_step_double_learns_probe3_discounting():
 def test_cartpole_improves_over_random():
     env = envs.make("cartpole")
     config = dqn.Config(
-        hidden=(64, 64), lr=5e-4, target_update_period=250, epsilon_decay_updates=2000
+        hidden=(64, 64), lr=5e-4, target_update_period=250, epsilon_decay_updates=2000, **NATURE
     )
     algo = dqn.make(config, env.spec)
     loop = online.Config(
