@@ -107,6 +107,8 @@ def summary() -> None:
 
     by_env: dict[str, dict] = {}
     lines = []
+    with open(os.path.join(RESULTS, "learning_before_issue13.json")) as f:
+        before = json.load(f)["runs"]
     for name, argv in RUNS.items():
         path = os.path.join(OUT, name, "metrics.csv")
         if not os.path.exists(path):
@@ -122,7 +124,8 @@ def summary() -> None:
         cmd = "purerl train " + " ".join(shlex.quote(a) for a in argv) + f" --seeds {n}"
         lines.append(
             f"| {name} | {int(metrics['env_steps'][0, -1]):,} | {n} | "
-            f"{plots.format_ci(mean, half, 1)} | {best:.1f} | {wall:.0f} | {PUBLISHED.get(env, '')} "
+            f"{plots.format_ci(mean, half, 1)} | {best:.1f} | {_before(before, name)} | {wall:.0f} | "
+            f"{PUBLISHED.get(env, '')} "
             f"| `{cmd}` |"
         )
     for env, runs in by_env.items():
@@ -139,9 +142,12 @@ def summary() -> None:
             "final = eval return (deterministic policy, 10 episodes per seed) at the last period, "
             "mean ± 95% t-interval over seeds; best = best period of the seed-mean curve; wall time "
             "includes compilation. Curves per env: `learning/<env>.png`; per run: "
-            "`learning/<run>/curve.png` and `metrics.csv`.\n\n"
-            "| run | env steps | seeds | final eval return | best mean | wall s | published (gym, "
-            "context only) | command |\n|---|---|---|---|---|---|---|---|\n"
+            "`learning/<run>/curve.png` and `metrics.csv`. `before` = final / best of the same "
+            "command on 2026-11-25, before issue 13 changed the defaults (SAC observation "
+            "normalization; DQN double Q and 3-step returns; `learning_before_issue13.json`).\n\n"
+            "| run | env steps | seeds | final eval return | best mean | before: final / best | "
+            "wall s | published (gym, context only) | command |\n"
+            "|---|---|---|---|---|---|---|---|---|\n"
             + "\n".join(lines)
             + "\n\n## Deviations from the papers' protocols (CPU budget)\n\n"
             "1. 64x64 hidden layers instead of 256x256 for TD3/SAC/DQN, and 30k-50k env steps instead "
@@ -153,6 +159,11 @@ def summary() -> None:
             "3. Warm-up and eval period are scaled to the run length by the CLI (10% of the steps).\n"
             + FINDINGS
         )
+
+
+def _before(before: dict, name: str) -> str:
+    row = before.get(name)
+    return f"{row['final']} / {row['best']}" if row else "-"
 
 
 def main():

@@ -19,6 +19,11 @@ Batches: with ``Config.n_step == 1`` the leaves are ``[B, ...]``; with ``n_step 
 windows ``[B, N, ...]`` of consecutive steps (``loops.online.Config(n_step=N)``). Truncation: the
 bootstrap weight is zero only on ``terminated``; time-limit truncations bootstrap from the final
 observation of the window.
+
+Observation normalization (``normalize_observations``, on by default; not in the paper, the option
+Brax's off-policy trainers have): the networks see ``clip((s - mean) / std, -obs_clip, obs_clip)``
+with running moments merged from each update's batch (all window steps) before the losses, as
+SAC and TD3 do (``normalization.update_and_normalize_batch``; docs/agents/d4pg.md).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import jax.numpy as jnp
 import optax
 import rlax
 
-from purerl.core import networks, replay, validation
+from purerl.core import networks, normalization, replay, validation
 from purerl.core.tree import select
 from purerl.core.types import Algorithm, EnvSpec, Metrics, Network, Transition
 
@@ -52,11 +57,20 @@ class Config:
     v_max: float = 150.0  # support upper bound, Acme default for the control suite
     sigma: float = 0.3  # exploration noise std, Acme default
     target_update_period: int = 100  # t_target, hard copy (paper Alg. 1); value from Acme
+    normalize_observations: bool = True  # running mean/std of observations (module docstring);
+    #                                      not in the paper; on by default since issue 13
+    obs_clip: float = 5.0  # clip of normalized observations
 
     def __post_init__(self):
         validation.positive("d4pg.Config", actor_lr=self.actor_lr, critic_lr=self.critic_lr)
         validation.in_unit_interval("d4pg.Config", discount=self.discount)
         validation.non_negative("d4pg.Config", sigma=self.sigma)
+        validation.positive("d4pg.Config", obs_clip=self.obs_clip)
+        if not isinstance(self.normalize_observations, bool):
+            raise ValueError(
+                "d4pg.Config.normalize_observations must be a bool, got "
+                f"{self.normalize_observations!r}"
+            )
         validation.layer_sizes("d4pg.Config", "actor_hidden", self.actor_hidden)
         validation.layer_sizes("d4pg.Config", "critic_hidden", self.critic_hidden)
         for name, low in (("n_step", 1), ("num_atoms", 2), ("target_update_period", 1)):
@@ -85,6 +99,7 @@ class State(NamedTuple):
     critic_opt: optax.OptState
     key: jax.Array
     step: jax.Array  # updates done, int32
+    normalizer: Any = None  # running obs moments (NormalizerState) when normalize_observations
 
 
 def support(config: Config) -> jax.Array:
@@ -205,6 +220,12 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
         validation.check_batch(batch, spec, owner, window=window)
         return as_windows(batch) if window is None else batch
 
+    def normalized(normalizer: Any, batch: Transition) -> tuple[Any, Transition]:
+        """Merge ``batch.obs`` into the moments and normalize the batch (when on)."""
+        if not config.normalize_observations:
+            return normalizer, batch
+        return normalization.update_and_normalize_batch(normalizer, batch, config.obs_clip)
+
     def init(key: jax.Array, spec_: EnvSpec = spec) -> State:
         del spec_
         key, actor_key, critic_key = jax.random.split(key, 3)
@@ -218,10 +239,15 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
             critic_opt=critic_opt.init(params.critic),
             key=key,
             step=jnp.zeros((), jnp.int32),
+            normalizer=normalization.init(spec.obs_shape)
+            if config.normalize_observations
+            else None,
         )
 
     def act(state: State, obs: jax.Array, key: jax.Array, deterministic: bool = False):
         validation.check_obs(obs, spec)
+        if config.normalize_observations:
+            obs = normalization.normalize(state.normalizer, obs, clip=config.obs_clip)
         a = actor.apply(state.params.actor, obs)
         if not deterministic:
             a = jnp.clip(a + config.sigma * jax.random.normal(key, a.shape), -1.0, 1.0)
@@ -230,6 +256,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
     def loss(params: Params, state: State, batch: Transition, key: jax.Array):
         del key  # D4PG's losses are deterministic given the batch
         batch = windows(batch, "d4pg.loss")
+        _, batch = normalized(state.normalizer, batch)
         c_loss, c_metrics = critic_loss(params.critic, state.target, batch, actor, critic, config)
         a_loss, a_metrics = actor_loss(
             params.actor, params.critic, batch.obs[:, 0], actor, critic, config
@@ -238,6 +265,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
 
     def update(state: State, batch: Transition):
         batch = windows(batch, "d4pg.update")
+        normalizer, batch = normalized(state.normalizer, batch)
         params = state.params
         # Algorithm 1 computes both updates from the same parameters, then applies them.
         c_grads, c_metrics = jax.grad(critic_loss, has_aux=True)(
@@ -261,6 +289,7 @@ def make(config: Config, spec: EnvSpec) -> Algorithm:
             critic_opt=critic_opt_state,
             key=state.key,
             step=step,
+            normalizer=normalizer,
         )
         return new_state, {**c_metrics, **a_metrics}
 

@@ -54,6 +54,7 @@ class Config(td3.Config):
     # `hidden` sizes the actor, both critics and Q_sarsa.
     variant: str = "ac"  # "ac" (TD3 base) or "ac2" (TD3+BC base); names from the paper [unverified]
     alpha: float = 2.5  # TD3+BC's BC trade-off, used by variant "ac2" only (Fujimoto & Gu, sec. 5)
+    normalize_observations: bool = False  # offline: the paper's raw (or dataset-normalized) obs
     # Q_sarsa: our choices, the paper's values were not retrievable (docs: deviations 2-4).
     sarsa_lr: float = 3e-4  # same as the critic
     sarsa_tau: float = 0.005  # same as TD3's tau, applied every update

@@ -14,10 +14,11 @@ Pseudocode (paper, Algorithm 1) -> functions:
 Truncation: ``d`` is ``terminated`` only; time-limit truncations bootstrap from ``next_obs`` (the
 final observation, kept by the env wrappers).
 
-Observation normalization (``normalize_observations``, not in the paper; the option Brax's off-policy
-trainers have, and what TD3 needs on brax's inverted_pendulum, ``docs/agents/td3.md``): the networks
-see ``clip((s - mean) / std, -obs_clip, obs_clip)`` with running moments merged from each update's
-batch ``obs`` before the losses, as SAC does (``normalization.update_and_normalize_batch``). Off, the
+Observation normalization (``normalize_observations``, on by default for TD3, off for the offline
+variants; not in the paper; the option Brax's off-policy trainers have, and what TD3 needs on brax's
+inverted_pendulum, ``docs/agents/td3.md`` deviation 7): the networks see
+``clip((s - mean) / std, -obs_clip, obs_clip)`` with running moments merged from each update's batch
+``obs`` before the losses, as SAC does (``normalization.update_and_normalize_batch``). Off, the
 state's ``normalizer`` is ``None``.
 
 The template. :func:`make_template` is TD3's ``init`` / ``act`` / ``loss`` / ``update`` with three
@@ -58,7 +59,9 @@ class Config:
     noise_clip: float = 0.5  # c, paper sec. 6.1
     policy_delay: int = 2  # d, paper sec. 5.2
     exploration_noise: float = 0.1  # sigma, paper sec. 6.1
-    normalize_observations: bool = False  # running mean/std of observations (module docstring)
+    normalize_observations: bool = True  # running mean/std of observations (module docstring);
+    #                                      not in the paper; on since issue 13 (docs deviation 7).
+    #                                      The offline variants set it False (their data is fixed)
     obs_clip: float = 5.0  # clip of normalized observations (brax running_statistics: 5)
 
     def __post_init__(self):

@@ -44,6 +44,7 @@ class Config(td3.Config):
     # The paper keeps TD3's hyperparameters (sec. 5): td3.Config's values are the authors' code's
     # (sfujim/TD3_BC, TD3_BC.py). exploration_noise only serves act(..., deterministic=False).
     alpha: float = 2.5  # paper, sec. 5, one value for every D4RL task; TD3_BC.py
+    normalize_observations: bool = False  # offline: the paper's raw (or dataset-normalized) obs
 
     def __post_init__(self):
         super().__post_init__()

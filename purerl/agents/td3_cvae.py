@@ -61,6 +61,7 @@ class Config(td3.Config):
     actor_lr: float = 1e-4  # --policy_lr
     critic_lr: float = 1e-4  # --qf_lr
     hidden: tuple[int, ...] = (400, 300)  # policy_kwargs / qf_kwargs hidden_sizes
+    normalize_observations: bool = False  # offline: the paper's raw (or dataset-normalized) obs
     # Anti-exploration bonus.
     alpha: float = 1.0  # --beta (bonus weight); the paper's per-domain values were not retrieved
     use_log: bool = False  # --use_log: b <- exp(b) (the code computes exp despite the name)

@@ -17,8 +17,16 @@ from purerl.core.types import EnvSpec, Network, Transition
 from purerl.loops import online
 
 SPEC = EnvSpec(obs_shape=(3,), action_shape=(2,), name="test")
+# The by-hand tests check the paper's equations on raw observations; the default observation
+# normalization has its own test (test_observation_normalization).
 TINY = d4pg.Config(
-    actor_hidden=(16,), critic_hidden=(16,), num_atoms=11, v_min=-5.0, v_max=5.0, n_step=3
+    actor_hidden=(16,),
+    critic_hidden=(16,),
+    num_atoms=11,
+    v_min=-5.0,
+    v_max=5.0,
+    n_step=3,
+    normalize_observations=False,
 )
 
 
@@ -92,7 +100,9 @@ def test_projection_matches_the_hand_written_formula_with_episode_ends(num_atoms
 
 # --- n-step target distribution ------------------------------------------------------------------
 
-ATOMS5 = d4pg.Config(num_atoms=5, v_min=-2.0, v_max=2.0, discount=0.5, n_step=3)  # dz = 1
+ATOMS5 = d4pg.Config(  # dz = 1
+    num_atoms=5, v_min=-2.0, v_max=2.0, discount=0.5, n_step=3, normalize_observations=False
+)
 # Target actor outputs 0; target critic puts (almost) all mass on the atom nearest obs[0].
 HAND_ACTOR = Network(init=None, apply=lambda p, obs: jnp.zeros((obs.shape[0], 1)))
 HAND_CRITIC = Network(
@@ -248,11 +258,45 @@ def test_act(updates):
         ("v_min", 200.0),  # above v_max
         ("actor_hidden", (0,)),
         ("critic_hidden", "big"),
+        ("normalize_observations", 1),
+        ("obs_clip", 0.0),
     ],
 )
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"d4pg.Config.{field}"):
         d4pg.Config(**{field: value})
+
+
+def test_observation_normalization():
+    """With ``normalize_observations`` every window step's obs is merged into the running moments
+    before the losses, the update equals plain D4PG's on the normalized windows, and ``act``
+    normalizes with the state's moments. Off, the state carries no normalizer."""
+    from purerl.core import normalization
+
+    assert d4pg.make(TINY, SPEC).init(jax.random.key(0)).normalizer is None
+    config = dataclasses.replace(TINY, normalize_observations=True, obs_clip=3.0)
+    algo = d4pg.make(config, SPEC)
+    state = jax.jit(algo.init)(jax.random.key(0))
+    batch = random_batch(2, lead=(3,))
+    batch = batch._replace(obs=batch.obs * 10.0 + 4.0, next_obs=batch.next_obs * 10.0 - 2.0)
+    new, metrics = jax.jit(algo.update)(state, batch)
+    moments = normalization.update(normalization.init((3,)), batch.obs)
+    np.testing.assert_allclose(new.normalizer.mean, moments.mean, rtol=1e-6)
+    np.testing.assert_allclose(new.normalizer.var, moments.var, rtol=1e-6)
+    assert float(new.normalizer.count) == 24.0  # 8 windows x 3 steps
+    plain = d4pg.make(TINY, SPEC)
+    norm = lambda x: normalization.normalize(moments, x, clip=3.0)  # noqa: E731
+    by_hand = batch._replace(obs=norm(batch.obs), next_obs=norm(batch.next_obs))
+    ref, ref_metrics = jax.jit(plain.update)(state._replace(normalizer=None), by_hand)
+    for k in ("loss/critic", "loss/actor"):
+        assert float(metrics[k]) == pytest.approx(float(ref_metrics[k]), rel=1e-5)
+    jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), new.params, ref.params
+    )
+    obs = batch.obs[:2, 0]
+    a, _ = algo.act(new, obs, None, deterministic=True)
+    b, _ = plain.act(new, norm(obs), None, deterministic=True)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_bad_input(updates):

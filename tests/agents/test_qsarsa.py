@@ -280,6 +280,8 @@ def jitted(module, **kw):
     """A cached (algo, jit(update)) so each configuration compiles once per test session."""
     if module is qsarsa:  # no SARSA pre-training unless a test asks for it
         kw.setdefault("sarsa_steps", 0)
+    if module is td3:  # plain TD3 with the offline variants' raw observations
+        kw.setdefault("normalize_observations", False)
     key = (module.__name__, tuple(sorted(kw.items())))
     if key not in _ALGOS:
         algo = module.make(module.Config(hidden=HIDDEN, **kw), SPEC)

@@ -47,7 +47,7 @@ def test_critic_target_is_clipped_double_q_with_termination():
 
 
 def test_policy_delay_and_polyak():
-    cfg = td3.Config(hidden=(8,), policy_delay=2, tau=0.5)
+    cfg = td3.Config(hidden=(8,), policy_delay=2, tau=0.5, normalize_observations=False)
     algo = td3.make(cfg, SPEC)
     state = algo.init(jax.random.key(0), SPEC)
     batch = Transition(
@@ -76,10 +76,11 @@ def test_policy_delay_and_polyak():
 def test_observation_normalization():
     """With ``normalize_observations`` the batch's obs are merged into the running moments before
     the losses, the update equals plain TD3's on the normalized batch, and ``act`` normalizes with
-    the state's moments. Off (the default), the state carries no normalizer."""
+    the state's moments (the default). Off, the state carries no normalizer."""
     from purerl.core import normalization
 
-    assert td3.make(td3.Config(hidden=(8,)), SPEC).init(jax.random.key(0)).normalizer is None
+    off = td3.Config(hidden=(8,), normalize_observations=False)
+    assert td3.make(off, SPEC).init(jax.random.key(0)).normalizer is None
     cfg = td3.Config(hidden=(8,), policy_delay=1, normalize_observations=True, obs_clip=3.0)
     algo = td3.make(cfg, SPEC)
     state = jax.jit(algo.init)(jax.random.key(0))
@@ -96,7 +97,7 @@ def test_observation_normalization():
     moments = normalization.update(normalization.init((2,)), batch.obs)
     np.testing.assert_allclose(new.normalizer.mean, moments.mean, rtol=1e-6)
     np.testing.assert_allclose(new.normalizer.var, moments.var, rtol=1e-6)
-    plain = td3.make(td3.Config(hidden=(8,), policy_delay=1), SPEC)
+    plain = td3.make(td3.Config(hidden=(8,), policy_delay=1, normalize_observations=False), SPEC)
     norm = lambda x: normalization.normalize(moments, x, clip=3.0)  # noqa: E731
     by_hand = batch._replace(obs=norm(batch.obs), next_obs=norm(batch.next_obs))
     ref, ref_metrics = jax.jit(plain.update)(state._replace(normalizer=None), by_hand)

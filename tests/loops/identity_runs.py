@@ -52,7 +52,9 @@ def random_dataset(spec, n: int = 300, episode: int = 50):
 def run_online(**rewarder_kwargs) -> tuple:
     """``(final agent state, metrics)``; ``rewarder_kwargs`` go to ``make_train``."""
     env = envs.make("point_mass")
-    algo = td3.make(td3.Config(hidden=(8, 8)), env.spec)
+    algo = td3.make(
+        td3.Config(hidden=(8, 8), normalize_observations=False), env.spec
+    )  # as recorded
     train = online.make_train(algo, env, ONLINE, **rewarder_kwargs)
     carry, m = jax.jit(train)(jax.random.key(0))
     return carry.agent, m
@@ -68,7 +70,9 @@ def run_on_policy(**rewarder_kwargs) -> tuple:
 
 def run_offline(**rewarder_kwargs) -> tuple:
     env = envs.make("point_mass")
-    algo = td3.make(td3.Config(hidden=(8, 8)), env.spec)
+    algo = td3.make(
+        td3.Config(hidden=(8, 8), normalize_observations=False), env.spec
+    )  # as recorded
     data = offline.prepare_data(random_dataset(env.spec), OFFLINE)
     train = offline.make_train(algo, env, OFFLINE, **rewarder_kwargs)
     carry, m = jax.jit(train)(jax.random.key(2), data)

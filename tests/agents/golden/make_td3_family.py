@@ -40,6 +40,7 @@ TD3 = dict(
     noise_clip=0.5,
     policy_delay=2,
     exploration_noise=0.1,
+    normalize_observations=False,  # the recorded code had no normalization (added in issue 13)
 )
 CVAE = dict(
     TD3,
