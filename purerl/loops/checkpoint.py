@@ -19,6 +19,12 @@ On disk (one orbax ``CompositeCheckpointHandler`` directory):
   (``jax.tree_util.keystr``), shape and dtype (the key's dtype and implementation for PRNG keys), and
   the caller's ``metadata`` (the CLI stores the agent and loop configs there).
 
+Overwriting is atomic with respect to kills: :func:`save` writes the new checkpoint beside the old
+one (``<path>.new``; orbax commits it only when complete), then swaps the directories by two renames
+(old -> ``<path>.previous``, new -> ``<path>``) and deletes the old one. A kill at any point leaves at
+least one committed checkpoint; :func:`restore` reads ``<path>``, else a complete ``<path>.new``, else
+``<path>.previous``, and the next :func:`save` finishes an interrupted swap first.
+
 The replay buffer is the carry's top-level field named ``buffer`` (``online.Carry.buffer``).
 ``save(..., include_buffer=False)`` leaves it out (it can be most of the checkpoint's size).
 Restoring such a checkpoint into a template that has a buffer **raises** :class:`CheckpointError` by
@@ -30,6 +36,7 @@ for evaluating or exporting the agent, or when the caller has refilled the templ
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -78,6 +85,32 @@ def _describe(x: Any) -> dict:
     return {"shape": shape, "dtype": dtype}
 
 
+def _siblings(path: str) -> tuple[str, str]:
+    return path + ".new", path + ".previous"
+
+
+def _committed(path: str) -> str | None:
+    """The directory holding the newest committed checkpoint for ``path``: ``path`` itself, or
+    after a kill between :func:`save`'s two renames ``<path>.new`` (complete, since it is renamed
+    only after orbax committed it) or ``<path>.previous``; ``None`` if there is none."""
+    for candidate in (path, *_siblings(path)):
+        if os.path.isdir(candidate):
+            return candidate
+    return None
+
+
+def _finish_interrupted_swap(path: str) -> None:
+    """Complete a swap a kill interrupted: a committed ``<path>.new`` without ``<path>`` becomes
+    ``<path>``; a leftover ``<path>.previous`` next to ``<path>`` is deleted."""
+    new, previous = _siblings(path)
+    if not os.path.isdir(path) and os.path.isdir(new):
+        os.rename(new, path)
+    if os.path.isdir(path) and os.path.isdir(previous):
+        shutil.rmtree(previous)
+    if not os.path.isdir(path) and os.path.isdir(previous):
+        os.rename(previous, path)
+
+
 def save(
     path: str | os.PathLike,
     carry: Any,
@@ -100,6 +133,7 @@ def save(
     import orbax.checkpoint as ocp
 
     path = os.path.abspath(os.fspath(path))
+    _finish_interrupted_swap(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"checkpoint {path} already exists; pass overwrite=True to replace it"
@@ -119,20 +153,30 @@ def save(
         "leaves": leaves_meta,
         "metadata": metadata or {},
     }
+    new, previous = _siblings(path)
+    if os.path.exists(new):  # a save killed before it committed (a committed one was renamed above)
+        shutil.rmtree(new)
     checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
     checkpointer.save(
-        path,
+        new,
         ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)),
-        force=overwrite,
     )
+    # The swap: at every point at least one committed checkpoint exists (see the module docstring).
+    if os.path.exists(path):
+        os.rename(path, previous)
+    os.rename(new, path)
+    if os.path.exists(previous):
+        shutil.rmtree(previous)
     return path
 
 
 def _read_meta(path: str) -> dict:
     import orbax.checkpoint as ocp
 
-    if not os.path.isdir(path):
+    found = _committed(path)
+    if found is None:
         raise FileNotFoundError(f"no checkpoint at {path}")
+    path = found
     checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
     try:
         meta = checkpointer.restore(path, ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
@@ -205,6 +249,7 @@ def restore(path: str | os.PathLike, like: Any, missing_buffer: str = "raise") -
         raise ValueError(f"missing_buffer must be 'raise' or 'template', got {missing_buffer!r}")
     path = os.path.abspath(os.fspath(path))
     meta = _read_meta(path)
+    path = _committed(path)  # after a kill mid-swap: the committed sibling _read_meta read
     stored = {leaf["path"]: leaf for leaf in meta["leaves"]}
     flat, treedef = _flatten(like)
 

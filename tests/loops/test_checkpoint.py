@@ -157,3 +157,41 @@ def test_mismatched_template_raises_naming_the_leaves(single, tmp_path):
         checkpoint.restore(tmp_path / "junk", like=c0)
     with pytest.raises(ValueError, match="missing_buffer"):
         checkpoint.restore(path, like=c0, missing_buffer="zeros")
+
+
+@pytest.mark.parametrize("killed_at", [0, 1])
+def test_overwrite_killed_mid_swap_loses_no_committed_checkpoint(
+    killed_at, single, tmp_path, monkeypatch
+):
+    """A kill during ``save(..., overwrite=True)`` after the new checkpoint was committed: at the
+    first rename (old -> .previous) or the second (.new -> path). ``restore`` still finds a
+    committed checkpoint (the new one: it is complete), and the next ``save`` finishes the swap.
+    Before issue 20 orbax's ``force=True`` deleted the old checkpoint before writing the new one."""
+    import os
+
+    loop, key, run, c0, c1, m1 = single
+    path = checkpoint.save(tmp_path / "ckpt", c0)
+    real_rename, calls = os.rename, []
+
+    def dying_rename(src, dst):  # orbax's own commit renames pass through
+        if os.fspath(src) in (path, path + ".new"):
+            calls.append((src, dst))
+            if len(calls) == killed_at + 1:
+                raise KeyboardInterrupt("killed")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", dying_rename)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, c1, overwrite=True)
+    monkeypatch.setattr(os, "rename", real_rename)
+    # killed_at 0: old still at path, new committed at .new; killed_at 1: old at .previous, new at
+    # .new, nothing at path. Either way a committed checkpoint is readable.
+    assert os.path.isdir(path + ".new")
+    restored = checkpoint.restore(path, like=c1)
+    assert_trees_equal(restored, c0 if killed_at == 0 else c1)
+    # The next save completes the interrupted swap, then replaces it as asked.
+    with pytest.raises(FileExistsError):
+        checkpoint.save(path, c0)
+    checkpoint.save(path, c1, overwrite=True)
+    assert_trees_equal(checkpoint.restore(path, like=c1), c1)
+    assert sorted(os.listdir(tmp_path)) == ["ckpt"]
