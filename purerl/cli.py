@@ -60,6 +60,7 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import platform
 import sys
@@ -187,7 +188,14 @@ def parse_overrides(config_cls: type, items: Sequence[str], flag: str) -> dict[s
 
 def _eval_every(steps: int, unit: int, target: int) -> int:
     """The divisor of ``steps`` that is a multiple of ``unit`` closest to ``target`` (ties: smaller)."""
-    candidates = [d for d in range(unit, steps + 1, unit) if steps % d == 0]
+    # Divisors of steps that are multiples of unit: unit * d for d dividing steps / unit, found in
+    # O(sqrt(steps / unit)) (a loop over every multiple hung on --steps 1e12).
+    candidates = []
+    if unit > 0 and steps % unit == 0:
+        q = steps // unit
+        for d in range(1, math.isqrt(q) + 1):
+            if q % d == 0:
+                candidates += [unit * d, unit * (q // d)]
     if not candidates:
         raise UsageError(
             f"--steps {steps} is not a multiple of the {unit} env steps the loop takes per "
@@ -210,7 +218,17 @@ def loop_config(
         given["eval_every"] = args.eval_every
     if "n_step" in names and hasattr(agent_config, "n_step"):
         given["n_step"] = agent_config.n_step
-    given.update(parse_overrides(cls, args.loop_set, "--loop-set"))
+    overrides = parse_overrides(cls, args.loop_set, "--loop-set")
+    flags = {"total_steps": "--steps", "num_envs": "--num-envs", "eval_every": "--eval-every"}
+    for key, flag in flags.items():
+        if key in overrides and key in given and overrides[key] != given[key]:
+            raise UsageError(
+                f"--loop-set {key}={overrides[key]} conflicts with {flag} {given[key]}; give it once"
+            )
+    given.update(overrides)
+    for key in ("total_steps", "num_envs", "eval_every"):
+        if key in given and not (isinstance(given[key], int) and given[key] > 0):
+            raise UsageError(f"{flags[key]} must be a positive integer, got {given[key]!r}")
 
     steps = given["total_steps"]
     num_envs = given.get("num_envs", defaults.num_envs)

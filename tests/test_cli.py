@@ -135,6 +135,16 @@ BASE = ["train", "td3", "--env", "point_mass", "--steps", "2000"]
             "invalid loop config: online.Config.total_steps (2000) must be a multiple of eval_every (300)",
         ),
         ([*BASE, "--seeds", "0"], "--seeds must be >= 1, got 0"),
+        ([*BASE, "--num-envs", "0"], "--num-envs must be a positive integer, got 0"),
+        (
+            [*BASE, "--loop-set", "total_steps=4000"],
+            "--loop-set total_steps=4000 conflicts with --steps 2000; give it once",
+        ),
+        ([*BASE, "--set", "hidden="], "invalid agent config: td3.Config.hidden is empty"),
+        (
+            [*BASE, "--loop-set", "warmup_steps=2000"],
+            "online.Config.warmup_steps (2000) must be smaller than total_steps (2000)",
+        ),
         (["train", "td3", "--env", "point_mass", "--steps", "0"], "--steps must be >= 1, got 0"),
         (
             ["train", "td3", "--env", "cartpole", "--steps", "100"],
@@ -155,6 +165,16 @@ def test_bad_input_exits_2_with_one_line(argv, message, tmp_path, capsys):
     err = _error_line(capsys)
     assert message in err
     assert not out.exists()  # nothing is written before the input is known to be good
+
+
+def test_eval_period_search_is_fast_for_huge_step_counts():
+    """The default eval period is the divisor of --steps (a multiple of the loop's unit) nearest
+    10% of the run capped at the loop's period; --steps 1e12 used to hang in a loop over every
+    multiple of the unit (issue 20)."""
+    assert cli._eval_every(10**12, 1, 5000) == 5000
+    # 10**12 + 1 = 73 * 137 * 99990001: divisors near 5000 are 137 (4863 away) and 10001 (5001)
+    assert cli._eval_every(10**12 + 1, 1, 5000) == 137
+    assert cli._eval_every(131072, 2048, 16384) == 16384
 
 
 def test_parse_value_by_field_type():

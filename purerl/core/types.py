@@ -20,6 +20,7 @@ exact signature each slot must have; at run time they are plain functions.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -220,8 +221,16 @@ class EnvSpec:
     name: str = ""
 
     def __post_init__(self):
-        if any(int(d) <= 0 for d in self.obs_shape):
-            raise ValueError(f"EnvSpec.obs_shape must be positive, got {self.obs_shape}")
+        for field in ("obs_shape", "action_shape"):
+            shape = getattr(self, field)
+            if not isinstance(shape, tuple) or not all(
+                isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0 for d in shape
+            ):
+                raise ValueError(f"EnvSpec.{field} must be a tuple of positive ints, got {shape!r}")
+        if self.num_actions is not None and not isinstance(self.num_actions, numbers.Integral):
+            raise ValueError(
+                f"EnvSpec.num_actions must be an int or None, got {self.num_actions!r}"
+            )
         if self.num_actions is not None and self.num_actions < 2:
             raise ValueError(f"EnvSpec.num_actions must be >= 2, got {self.num_actions}")
         if self.num_actions is None and not self.action_shape:

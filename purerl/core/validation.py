@@ -63,8 +63,15 @@ def in_unit_interval(owner: str, **values: float) -> None:
 
 
 def layer_sizes(owner: str, name: str, sizes: Any) -> None:
-    if not isinstance(sizes, (tuple, list)) or not all(isinstance(h, int) and h > 0 for h in sizes):
+    if not isinstance(sizes, (tuple, list)) or not all(
+        isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in sizes
+    ):
         raise ValueError(f"{owner}.{name} must be a tuple of positive ints, got {sizes!r}")
+    if not sizes:
+        raise ValueError(
+            f"{owner}.{name} is empty: that would be a linear network with no hidden layer; give "
+            "at least one size, e.g. (256, 256)"
+        )
 
 
 def chex_check(assertion: Callable[..., None], x: Any, *args: Any, message: str) -> None:

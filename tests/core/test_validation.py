@@ -1,8 +1,11 @@
 """Shape checks of purerl.core.validation: chex assertions underneath, the library's messages on top."""
 
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from purerl.core import validation
@@ -87,3 +90,30 @@ def test_checks_run_at_trace_time_under_jit():
     assert float(jax.jit(f)(batch())) == 0.0
     with pytest.raises(ValueError, match="batch.next_obs has shape"):
         jax.jit(f)(batch()._replace(next_obs=jnp.zeros((4, 2))))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(obs_shape=(3.5,), action_shape=(1,)),
+            "EnvSpec.obs_shape must be a tuple of positive",
+        ),
+        (dict(obs_shape=(0,), action_shape=(1,)), "EnvSpec.obs_shape must be a tuple of positive"),
+        (dict(obs_shape=(3,), action_shape=(-1,)), "EnvSpec.action_shape must be a tuple of"),
+        (dict(obs_shape=[3], action_shape=(1,)), "EnvSpec.obs_shape must be a tuple"),
+        (dict(obs_shape=(3,), action_shape=(), num_actions=2.5), "EnvSpec.num_actions must be"),
+        (dict(obs_shape=(3,), action_shape=(), num_actions=1), "EnvSpec.num_actions must be >= 2"),
+    ],
+)
+def test_envspec_rejects_bad_shapes(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        EnvSpec(**kwargs)
+    assert EnvSpec(obs_shape=(np.int64(3),), action_shape=(1,)).obs_size == 3  # numpy ints are ints
+
+
+def test_empty_hidden_layers_are_an_error():
+    with pytest.raises(ValueError, match=r"sac.Config.hidden is empty: that would be a linear"):
+        validation.layer_sizes("sac.Config", "hidden", ())
+    with pytest.raises(ValueError, match="positive ints"):
+        validation.layer_sizes("sac.Config", "hidden", (True, 4))
