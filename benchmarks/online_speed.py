@@ -23,7 +23,9 @@ from purerl.agents import sac
 
 def main() -> None:
     env = envs.make("inverted_pendulum", backend="spring")
-    algo = sac.make(sac.Config(), env.spec)
+    algo = sac.make(
+        sac.Config(normalize_observations=False), env.spec
+    )  # as recorded (pre issue-13 default)
     cfg = loops.online.Config(
         total_steps=4000, warmup_steps=1000, eval_every=2000, eval_episodes=1, buffer_size=1_000_000
     )
