@@ -39,6 +39,7 @@ import numpy as np
 from purerl.core import rewarder as rewarding
 from purerl.core import validation
 from purerl.core.types import Algorithm, Rewarder, Transition
+from purerl.datasets import schema
 from purerl.envs.protocol import Env
 from purerl.loops.common import (
     Loop,
@@ -184,6 +185,8 @@ def make_loop(
       reward_weight: ``w``.
     """
     spec = env.spec
+    if ref_scores is not None:  # equal or non-finite references: a named error now, not -inf later
+        schema.normalized_score(0.0, *ref_scores)
     if rewarder is not None:
         rewarding.check_mode(reward_mode, reward_weight, "offline.make_loop")
     callback = progress_callback(
@@ -238,8 +241,7 @@ def make_loop(
             }
         )
         if ref_scores is not None:
-            lo, hi = float(ref_scores[0]), float(ref_scores[1])
-            row["eval/normalized"] = 100.0 * (row["eval/return"] - lo) / (hi - lo)
+            row["eval/normalized"] = schema.normalized_score(row["eval/return"], *ref_scores)
         if raise_mode:
             row["check/nonfinite_step"] = carry.bad_step
         if callback is not None:

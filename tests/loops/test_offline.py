@@ -156,3 +156,11 @@ def test_cli_train_offline(dataset, tmp_path, capsys):
         + ["--out", out]
     )
     assert code == 2 and "--env" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("refs", [(5.0, 5.0), (0.0, float("nan"))])
+def test_undefined_reference_scores_are_a_named_error(refs):
+    """Equal (or non-finite) reference returns make the D4RL score undefined: the loop refuses them
+    when it is built, through schema.normalized_score, instead of reporting -inf/NaN scores."""
+    with pytest.raises(DatasetError, match="normalized_score"):
+        offline.make_loop(tiny(), ENV, CONFIG, ref_scores=refs)
