@@ -188,7 +188,16 @@ def _float_field(name: str, value: Any, source: str) -> np.ndarray:
             raise DatasetError(
                 f"field {name!r}{_where(source)} has a non-finite value (NaN/inf) at index {i}"
             )
-    return arr.astype(np.float32)
+    with np.errstate(over="ignore"):
+        out = arr.astype(np.float32)
+    overflow = ~np.isfinite(out)  # finite float64 / int beyond float32's range (~3.4e38)
+    if overflow.any():
+        i = _first_bad(overflow)
+        raise DatasetError(
+            f"field {name!r}{_where(source)} has a value at index {i} too large for float32 "
+            f"({float(arr[overflow].flat[0]):g}; float32 holds up to ~3.4e38)"
+        )
+    return out
 
 
 def _flag_field(name: str, value: Any, source: str) -> np.ndarray:

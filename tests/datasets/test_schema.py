@@ -106,6 +106,16 @@ def test_inf_in_rewards_names_the_index():
         validate(arrays)
 
 
+def test_values_beyond_float32_are_named_not_cast_to_inf():
+    """float64 values finite before the float32 cast but inf after it (issue 20: they passed the
+    NaN/inf check and reached training as inf)."""
+    arrays = make_arrays()
+    arrays["observations"] = arrays["observations"].astype(np.float64)
+    arrays["observations"][2, 0] = 1e39
+    with pytest.raises(DatasetError, match=r"'observations' has a value at index 2 too large"):
+        validate(arrays)
+
+
 def test_nan_in_next_observations_and_actions():
     arrays = make_arrays()
     arrays["next_observations"][5, 0] = np.nan
