@@ -320,6 +320,19 @@ def run_compiled(
     return states, metrics, compile_s[0]
 
 
+def _prepare_out(path: str) -> None:
+    """Create ``--out`` and check that it is writable *before* compiling and training (a read-only
+    directory used to throw a finished run away at the first write)."""
+    import tempfile
+
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".purerl-write-check-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write to --out {path}: {e.strerror or e}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import jax
 
@@ -372,7 +385,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, flag) and importlib.util.find_spec(module) is None:
             raise UsageError(f"--{flag} needs the {module} package: pip install purerl[{extra}]")
 
-    os.makedirs(args.out, exist_ok=True)
+    _prepare_out(args.out)
     run_info = {
         "agent": args.agent,
         "env": args.env,
@@ -507,7 +520,7 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
         print(
             f"set for --steps {args.steps} (override with --loop-set): eval_every={auto['eval_every']}"
         )
-    os.makedirs(args.out, exist_ok=True)
+    _prepare_out(args.out)
     run_info = {
         "agent": args.agent,
         "dataset": args.dataset,
@@ -824,7 +837,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     print(f"warm: {config.warm_config}")
     if config.rl_steps:
         print(f"rl: {config.rl} against proxy {config.rl_proxy!r}, {config.rl_steps} updates")
-    os.makedirs(args.out, exist_ok=True)
+    _prepare_out(args.out)
     progress = lambda stage, value, seconds: _print_stage(stage, value, seconds, config)  # noqa: E731
     results = pipeline.run(config, progress)
     report_text = pipeline.report(results)

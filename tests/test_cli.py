@@ -280,3 +280,14 @@ def test_train_offline_dataset_path_without_suffix(tmp_path, capsys, monkeypatch
     assert cli.main(seeded) == 2
     assert "seed only apply to named datasets" in _error_line(capsys)
     assert not (tmp_path / "run2").exists()
+
+
+def test_unwritable_out_fails_before_training(tmp_path, capsys):
+    """--out under a regular file cannot be created: exit 2 with a named error before anything is
+    compiled (a read-only --out used to lose a finished run at the first write, issue 20)."""
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    argv = [*BASE, "--out", str(blocker / "run"), "--no-progress"]
+    assert cli.main(argv) == 2
+    err = _error_line(capsys)
+    assert f"cannot write to --out {blocker / 'run'}" in err
