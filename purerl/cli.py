@@ -320,6 +320,17 @@ def run_compiled(
     return states, metrics, compile_s[0]
 
 
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: an int that fits a PRNG seed (int64), else a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} does not fit a 64-bit PRNG seed")
+    return value
+
+
 def _prepare_out(path: str) -> None:
     """Create ``--out`` and check that it is writable *before* compiling and training (a read-only
     directory used to throw a finished run away at the first write)."""
@@ -871,7 +882,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--backend", default=None, help="brax backend (brax envs only)")
     train.add_argument("--num-envs", type=int, default=None, help="parallel envs per seed")
     train.add_argument("--eval-every", type=int, default=None, help="env steps between evals")
-    train.add_argument("--seed", type=int, default=0, help="base PRNG seed")
+    train.add_argument("--seed", type=_seed, default=0, help="base PRNG seed")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument(
         "--tensorboard",
@@ -910,7 +921,7 @@ def build_parser() -> argparse.ArgumentParser:
     off.add_argument("--env", default=None, help="evaluation env (default: the dataset's)")
     off.add_argument("--backend", default=None, help="brax backend (default: the dataset's)")
     off.add_argument("--eval-every", type=int, default=None, help="updates between evaluations")
-    off.add_argument("--seed", type=int, default=0, help="base PRNG seed of the runs")
+    off.add_argument("--seed", type=_seed, default=0, help="base PRNG seed of the runs")
     off.add_argument(
         "--dataset-seed", type=int, default=None, help="seed of a named dataset (default 0)"
     )
@@ -922,7 +933,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p, env_required=True):
         p.add_argument("--env", required=env_required, help="env name (see 'purerl envs')")
-        p.add_argument("--seed", type=int, default=0, help="PRNG seed (expert run and rollouts)")
+        p.add_argument("--seed", type=_seed, default=0, help="PRNG seed (expert run and rollouts)")
         p.add_argument("--backend", default=None, help="brax backend (brax envs only)")
         p.add_argument("--cache", default=None, help="cache root (default ~/.cache/purerl)")
         p.add_argument("--no-progress", action="store_true", help="no progress output")
@@ -964,7 +975,7 @@ def build_parser() -> argparse.ArgumentParser:
         "align", help="toy RLHF: pretrain -> SFT -> preferences -> WARM reward models -> report"
     )
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the whole pipeline")
+    p.add_argument("--seed", type=_seed, default=0, help="PRNG seed of the whole pipeline")
     p.add_argument("--rms", type=int, default=4, help="number M of reward models (WARM members)")
     p.add_argument("--noise", type=float, default=0.25, help="fraction of flipped training labels")
     p.add_argument("--pretrain-steps", type=int, default=400, help="LM pre-training updates")

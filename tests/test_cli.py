@@ -137,6 +137,10 @@ BASE = ["train", "td3", "--env", "point_mass", "--steps", "2000"]
         ([*BASE, "--seeds", "0"], "--seeds must be >= 1, got 0"),
         ([*BASE, "--num-envs", "0"], "--num-envs must be a positive integer, got 0"),
         (
+            [*BASE, "--seed", str(2**64)],
+            f"argument --seed: {2**64} does not fit a 64-bit PRNG seed",
+        ),
+        (
             [*BASE, "--loop-set", "total_steps=4000"],
             "--loop-set total_steps=4000 conflicts with --steps 2000; give it once",
         ),
