@@ -48,7 +48,10 @@ LEVELS = ("medium", "medium-replay", "medium-expert", "expert")
 # label -> (agent module, overrides); network sizes are set by --hidden for all.
 ALGOS = {
     "BC": ("bc", {}),
-    "TD3": ("td3", {}),
+    # Plain TD3 as the offline papers' baseline: raw observations like the offline variants
+    # (online TD3 normalizes them by default since issue 13; the offline loop's normalize_obs
+    # standardizes the dataset for every agent alike).
+    "TD3": ("td3", {"normalize_observations": False}),
     "TD3+BC": ("td3_bc", {}),
     "TD3-CVAE": ("td3_cvae", {}),
     "Qsarsa-AC": ("qsarsa", {"variant": "ac"}),
