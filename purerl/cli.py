@@ -243,6 +243,12 @@ def loop_config(
         if "buffer_size" not in given:
             batch = given.get("batch_size", defaults.batch_size)
             auto["buffer_size"] = max(min(defaults.buffer_size, steps), batch)
+        warmup = given.get("warmup_steps", auto.get("warmup_steps"))
+        if warmup >= steps:  # the library allows it (a run that only collects random-action data)
+            raise UsageError(
+                f"--loop-set warmup_steps={warmup} must be smaller than --steps {steps}: the run "
+                "would make no update"
+            )
     return cls(**given, **auto), auto
 
 

@@ -147,7 +147,7 @@ BASE = ["train", "td3", "--env", "point_mass", "--steps", "2000"]
         ([*BASE, "--set", "hidden="], "invalid agent config: td3.Config.hidden is empty"),
         (
             [*BASE, "--loop-set", "warmup_steps=2000"],
-            "online.Config.warmup_steps (2000) must be smaller than total_steps (2000)",
+            "--loop-set warmup_steps=2000 must be smaller than --steps 2000",
         ),
         (["train", "td3", "--env", "point_mass", "--steps", "0"], "--steps must be >= 1, got 0"),
         (

@@ -79,11 +79,6 @@ class Config:
             if not (isinstance(v, int) and v > 0):
                 raise ValueError(f"online.Config.{name} must be a positive int, got {v!r}")
         validation.non_negative("online.Config", warmup_steps=self.warmup_steps)
-        if self.warmup_steps >= self.total_steps:
-            raise ValueError(
-                f"online.Config.warmup_steps ({self.warmup_steps}) must be smaller than total_steps "
-                f"({self.total_steps}): the run would make no update"
-            )
         validation.positive("online.Config", utd=self.utd)
         if self.total_steps % self.eval_every:
             raise ValueError(

@@ -22,57 +22,116 @@ from jax.flatten_util import ravel_pytree
 
 from purerl.alignment import bond, lm, reward_model, tasks
 from purerl.alignment import policy_gradient as pg
+from tests.cpu_family import cpu_family, lookup
 
 TASK = tasks.TaskConfig(vocab_size=16, prompt_len=4, response_len=6)
 LM = lm.LMConfig(vocab_size=16, max_len=10, d_model=16, num_heads=2, num_layers=1)
 
-# name: (params digest, per-update loss), recorded at 1e4e79b
-RECORDED = {
-    "pg_warmup3": (
-        "aad2eea95246e1bc",
-        (
-            "-0x1.ae6b0e0000000p-1",
-            "-0x1.86eb400000000p+1",
-            "-0x1.5a24be0000000p-1",
-            "-0x1.b585bc0000000p-5",
+# CPU family -> name -> (params digest, per-update loss). Bit patterns depend on the CPU's vector
+# units (XLA's and Eigen's kernels differ), so each family has its own recording of the same code:
+# "AuthenticAMD" recorded at 1e4e79b on the AMD EPYC machines (their ISA flags were not recorded);
+# "GenuineIntel/avx512" recorded on an Intel Xeon (AVX-512) from commit 566a96c, which reproduces
+# the AMD recording on AMD (CI passed on it). Regenerate only from code known to be right.
+RECORDINGS = {
+    "AuthenticAMD": {
+        "pg_warmup3": (
+            "aad2eea95246e1bc",
+            (
+                "-0x1.ae6b0e0000000p-1",
+                "-0x1.86eb400000000p+1",
+                "-0x1.5a24be0000000p-1",
+                "-0x1.b585bc0000000p-5",
+            ),
         ),
-    ),
-    "bond_hard_T1": (
-        "a6b50a77420ade0f",
-        (
-            "0x1.25dac80000000p+2",
-            "0x1.88fcea0000000p+2",
-            "0x1.5a2e740000000p+2",
-            "0x1.76f1a80000000p+2",
+        "bond_hard_T1": (
+            "a6b50a77420ade0f",
+            (
+                "0x1.25dac80000000p+2",
+                "0x1.88fcea0000000p+2",
+                "0x1.5a2e740000000p+2",
+                "0x1.76f1a80000000p+2",
+            ),
         ),
-    ),
-    "jbond_T1": (
-        "8be17247e06bfc2e",
-        (
-            "0x1.5420b80000000p+2",
-            "0x1.8728720000000p+2",
-            "0x1.ba055c0000000p+2",
-            "0x1.cf499c0000000p+2",
+        "jbond_T1": (
+            "8be17247e06bfc2e",
+            (
+                "0x1.5420b80000000p+2",
+                "0x1.8728720000000p+2",
+                "0x1.ba055c0000000p+2",
+                "0x1.cf499c0000000p+2",
+            ),
         ),
-    ),
-    "lm_train_step": (
-        "b3aa0cb4889bfcaa",
-        (
-            "0x1.6192a60000000p+1",
-            "0x1.59b2520000000p+1",
-            "0x1.55008c0000000p+1",
+        "lm_train_step": (
+            "b3aa0cb4889bfcaa",
+            (
+                "0x1.6192a60000000p+1",
+                "0x1.59b2520000000p+1",
+                "0x1.55008c0000000p+1",
+            ),
         ),
-    ),
-    "rm_probe": ("a55c28f8ba589fb0", ("0x1.aaf4ca0000000p-2",)),
-    "rm_train_step": (
-        "954043222332d534",
-        (
-            "0x1.aaf4ce0000000p-2",
-            "0x1.552a040000000p-2",
-            "0x1.2222180000000p-2",
+        "rm_probe": ("a55c28f8ba589fb0", ("0x1.aaf4ca0000000p-2",)),
+        "rm_train_step": (
+            "954043222332d534",
+            (
+                "0x1.aaf4ce0000000p-2",
+                "0x1.552a040000000p-2",
+                "0x1.2222180000000p-2",
+            ),
         ),
-    ),
+    },
+    "GenuineIntel/avx512": {
+        "pg_warmup3": (
+            "1647667ff1ab979b",
+            (
+                "-0x1.ae6b0e0000000p-1",
+                "-0x1.86eb460000000p+1",
+                "-0x1.5a249a0000000p-1",
+                "-0x1.b5849a0000000p-5",
+            ),
+        ),
+        "bond_hard_T1": (
+            "15af4e1d25b36496",
+            (
+                "0x1.25daca0000000p+2",
+                "0x1.88fce60000000p+2",
+                "0x1.5a2e740000000p+2",
+                "0x1.76f1a40000000p+2",
+            ),
+        ),
+        "jbond_T1": (
+            "3c776e5fdb2a036b",
+            (
+                "0x1.5420b80000000p+2",
+                "0x1.8728760000000p+2",
+                "0x1.ba055a0000000p+2",
+                "0x1.cf499c0000000p+2",
+            ),
+        ),
+        "lm_train_step": (
+            "7436de2e97e174b9",
+            (
+                "0x1.6192a60000000p+1",
+                "0x1.59b2520000000p+1",
+                "0x1.55008c0000000p+1",
+            ),
+        ),
+        "rm_probe": (
+            "d6e4db652109be81",
+            ("0x1.aaf4cc0000000p-2",),
+        ),
+        "rm_train_step": (
+            "4503c7abc850c202",
+            (
+                "0x1.aaf4ce0000000p-2",
+                "0x1.552a040000000p-2",
+                "0x1.22221a0000000p-2",
+            ),
+        ),
+    },
 }
+
+
+RECORDED = lookup(RECORDINGS)
 
 
 def gold(tokens, mask):
@@ -84,6 +143,10 @@ def _digest(tree) -> str:
 
 
 def _check(name, losses, params):
+    if RECORDED is None:
+        pytest.skip(
+            f"no recording for this CPU family ({cpu_family()}): bit patterns are per family"
+        )
     digest, expected = RECORDED[name]
     assert tuple(float(x).hex() for x in losses) == expected
     assert _digest(params) == digest
