@@ -62,9 +62,9 @@ class Config:
     huber_delta: float = 1.0  # Mnih et al. 2015, Methods: error term clipped to [-1, 1]
     double: bool | None = None  # double Q-learning target (van Hasselt et al. 2016); None: on,
     #                             except with munchausen (its soft target has no max to de-bias).
-    #                             On by default since issue 13 (docs/agents/dqn.md, deviation 6)
+    #                             On by default since issue 13 (docs/agents/dqn.md, deviation 12)
     n_step: int = 3  # n-step returns; 3 as Rainbow (Hessel et al. 2018) and AQuaDQN; 1 in Mnih 2015
-    #                  and M-DQN. 3 since issue 13: the cart-pole sanity task (deviation 6)
+    #                  and M-DQN. 3 since issue 13: the cart-pole sanity task (deviation 12)
     munchausen: bool = False  # Munchausen target (Vieillard et al. 2020)
     entropy_tau: float = 0.03  # tau, M-DQN paper (Atari experiments)
     munchausen_alpha: float = 0.9  # alpha, M-DQN paper (Atari experiments)

@@ -53,7 +53,7 @@ def update_and_normalize_batch(state: NormalizerState, batch, clip: float):
     with the merged moments. ``batch`` is any NamedTuple with ``obs`` / ``next_obs`` leaves
     (a :class:`purerl.core.types.Transition`). Returns ``(state, batch)``.
 
-    This is how the off-policy agents (SAC, TD3) keep running moments under the contract's
+    This is how the off-policy agents (SAC, TD3, D4PG) keep running moments under the contract's
     ``update(state, batch)``: the moments follow the replay distribution the agent learns from.
     """
     state = update(state, batch.obs)

@@ -17,9 +17,11 @@ from purerl.envs.protocol import Env, EnvState
 # speed (benchmarks/results/env_backends.md, "learnability"; shared/reference/cpu_envs.md for the
 # speeds). inverted_pendulum: on spring (3x faster) SAC stays at 33-99 after 20k steps on every
 # seed and Brax's own SAC and PPO stall too; on generalized every SAC seed reaches >= 950 within
-# 14k-19k steps and PPO within 33k (Brax's agents balance it too). The other envs keep the fastest backend: standard agents learn them there (PPO solves
-# inverted_double_pendulum on spring, benchmarks/results/learning.md); a per-backend learnability
-# run for them is still open (issue 13, item 3).
+# 14k-19k steps on raw observations (5k-6k with SAC's default observation normalization) and PPO
+# within 33k (Brax's agents balance it too). The other envs keep the fastest backend: standard
+# agents learn them there (PPO solves inverted_double_pendulum on spring,
+# benchmarks/results/learning.md); a per-backend learnability run for them is still open (issue 13,
+# item 3).
 BRAX_DEFAULT_BACKEND = {
     "inverted_pendulum": "generalized",
     "inverted_double_pendulum": "spring",

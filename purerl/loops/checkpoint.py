@@ -154,7 +154,7 @@ def save(
         "metadata": metadata or {},
     }
     new, previous = _siblings(path)
-    if os.path.exists(new):  # a save killed before it committed (a committed one was renamed above)
+    if os.path.exists(new):  # left by a save killed before its first rename; <path> is committed
         shutil.rmtree(new)
     checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
     checkpointer.save(
