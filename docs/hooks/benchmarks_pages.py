@@ -138,7 +138,8 @@ def _continuation(stack: list[tuple[int, int]], line: str) -> str:
 def gfm_to_python_markdown(markdown: str) -> str:
     """Rewrite the GitHub-only list and table habits listed in the module docstring."""
     out: list[str] = []
-    stack: list[tuple[int, int]] = []  # open list items: (marker indent, text column), outermost first
+    # the open list items, outermost first: (marker indent, text column)
+    stack: list[tuple[int, int]] = []
     fence = None  # the open fence's marker, when inside a fenced block
     fence_line = None  # the open fence line as written, and as re-indented
     previous_blank = True
@@ -217,7 +218,9 @@ def _plots_section(root: str, page_path: str, markdown: str) -> str:
     folder = os.path.join(root, stem)
     if not os.path.isdir(folder):
         return ""
-    embedded = {posixpath.normpath(posixpath.join(RESULTS, m.group(2))) for m in LINK.finditer(markdown)}
+    embedded = {
+        posixpath.normpath(posixpath.join(RESULTS, m.group(2))) for m in LINK.finditer(markdown)
+    }
     missing = [p for p in _images(root) if p.startswith(stem + "/") and p not in embedded]
     if not missing:
         return ""
