@@ -222,6 +222,7 @@ def _plots_section(root: str, page_path: str, markdown: str) -> str:
         posixpath.normpath(posixpath.join(RESULTS, m.group(2))) for m in LINK.finditer(markdown)
     }
     missing = [p for p in _images(root) if p.startswith(stem + "/") and p not in embedded]
+    missing.sort(key=lambda p: (p.count("/"), p))  # the folder's own plots before its runs' plots
     if not missing:
         return ""
     lines = [
