@@ -8,7 +8,8 @@ Nothing is copied into docs/, so the site cannot go stale: every build takes
   (``alignment/warm_bon.png``) resolve unchanged;
 * ``benchmarks/README.md`` (the script -> claim -> results index) as ``benchmarks/index.md``, with its
   ``results/<name>.md`` mentions turned into links and a list of every results page appended;
-* the pages into the "Benchmarks" section of the nav (titled by their first heading);
+* the pages into the "Benchmarks" section of the nav (named like their files, as
+  benchmarks/README.md names them; the index lists each with its first heading);
 * plots under ``benchmarks/results/<name>/`` that ``<name>.md`` mentions without embedding (e.g.
   ``learning/<env>.png``) into a "Plots" section at the end of that page.
 
@@ -100,8 +101,8 @@ def _index_markdown(root: str) -> str:
         for path in _results_pages(root)
     )
     note = (
-        "The pages below are `benchmarks/results/*.md` as the scripts wrote them, read when the site "
-        "is built."
+        "The pages below are `benchmarks/results/*.md` (the scripts' results and the notes beside "
+        "them), read from the repository when the site is built."
     )
     return f"{text.rstrip()}\n\n## Results pages\n\n{note}\n\n{listing}\n"
 
