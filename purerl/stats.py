@@ -350,7 +350,7 @@ def plot_performance_profile(
     for i, (label, x) in enumerate((reference or {}).items()):
         ax.axvline(float(x), color=("0.5", "0.2")[i % 2], ls="--", lw=1.0, label=f"{label} ({x:g})")
     ax.set_xlabel(xlabel)
-    band = f", band: {confidence:.0%} stratified bootstrap CI" if intervals is not None else ""
+    band = f"\nband: {confidence:.0%} stratified bootstrap CI" if intervals is not None else ""
     ax.set_ylabel(f"fraction of runs with score > τ{band}", fontsize="small")
     ax.set_ylim(-0.02, 1.02)
     if title:
