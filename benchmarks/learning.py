@@ -103,6 +103,7 @@ def command(name: str, seeds: int) -> list[str]:
 
 
 def summary() -> None:
+    from purerl import envs
     from purerl.loops import plots, writers
 
     by_env: dict[str, dict] = {}
@@ -124,7 +125,8 @@ def summary() -> None:
         cmd = "purerl train " + " ".join(shlex.quote(a) for a in argv) + f" --seeds {n}"
         lines.append(
             f"| {name} | {int(metrics['env_steps'][0, -1]):,} | {n} | "
-            f"{plots.format_ci(mean, half, 1)} | {best:.1f} | {_before(before, name)} | {wall:.0f} | "
+            f"{plots.format_ci(mean, half, 1, envs.return_bounds(env))} | {best:.1f} | "
+            f"{_before(before, name)} | {wall:.0f} | "
             f"{PUBLISHED.get(env, '')} "
             f"| `{cmd}` |"
         )
@@ -133,6 +135,7 @@ def summary() -> None:
             runs,
             os.path.join(OUT, f"{env}.png"),
             title=f"{env} (brax spring)" if env != "cartpole" else "cartpole",
+            bounds=envs.return_bounds(env),  # `purerl train` runs use the env's default time limit
         )
     with open(os.path.join(RESULTS, "learning.md"), "w") as f:
         f.write(
@@ -140,7 +143,8 @@ def summary() -> None:
             + provenance()
             + "\nEach row is one `purerl train` run with all seeds vmapped in one compiled program; "
             "final = eval return (deterministic policy, 10 episodes per seed) at the last period, "
-            "mean ± 95% t-interval over seeds; best = best period of the seed-mean curve; wall time "
+            "mean ± 95% t-interval over seeds (clipped to the env's attainable return range where it is "
+            "known, then written `mean [low, high]`); best = best period of the seed-mean curve; wall time "
             "includes compilation. Curves per env: `learning/<env>.png`; per run: "
             "`learning/<run>/curve.png` and `metrics.csv`. `before` = final / best of the same "
             "command on 2026-11-25, before issue 13 changed the defaults (SAC observation "

@@ -26,7 +26,12 @@ After the runs, two diagnostics of the papers' claims on the trained agents (see
   terminates, or at least 460 steps remain before its timeout).
 
 Records go to ``results/offline/<env>-<level>-<algo>.json`` (+ metrics CSV); ``--summary`` writes
-``results/offline.md`` and one learning-curve PNG per (env, level).
+``results/offline.md`` and one learning-curve PNG per (env, level) from those files alone (no
+training), with an aggregate section over all datasets: IQM, optimality gap, mean, median and
+probability of improvement over BC with stratified bootstrap CIs, and a performance profile
+(``results/offline/profile.png``), as in rliable (Agarwal et al. 2021; ``purerl.stats``).
+Intervals and bands are clipped to the normalized range each env's returns can take
+(``envs.return_bounds``, normalized with the datasets' reference returns).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -217,6 +223,177 @@ def sarsa_spearman(module, state, heldout, data, discount: float, n=5000) -> flo
     return float(spearmanr(q, g[idx]).statistic)
 
 
+DATASETS = os.path.join(RESULTS, "datasets")  # the experts' records: reference returns per env
+AGG_REPS = 50_000  # bootstrap resamples for the aggregate CIs (rliable's default)
+PROFILE_TAUS = np.linspace(0.0, 1.1, 111)  # normalized-score thresholds / 100
+
+
+def implied_references(metrics: dict) -> tuple[float, float] | None:
+    """``(random, expert)`` reference returns behind a run's ``eval/normalized`` column, solved
+    from ``N = 100 (R - R_random) / (R_expert - R_random)`` at its two most distant eval returns;
+    None when they are less than 50 apart (too close for a precise fit)."""
+    ret = np.asarray(metrics["eval/return"], np.float64).ravel()
+    norm = np.asarray(metrics["eval/normalized"], np.float64).ravel()
+    i, j = int(np.argmin(ret)), int(np.argmax(ret))
+    if ret[j] - ret[i] < 50.0:
+        return None
+    slope = (norm[j] - norm[i]) / (ret[j] - ret[i])  # 100 / (R_expert - R_random)
+    random = ret[i] - norm[i] / slope
+    return float(random), float(random + 100.0 / slope)
+
+
+def run_references(metrics: dict, candidates: list[tuple[float, float]]) -> tuple[float, float]:
+    """The candidate ``(random, expert)`` that reproduces the run's ``eval/normalized`` column
+    from its ``eval/return`` (to 0.01); ``ValueError`` if none does."""
+    from purerl.datasets import schema
+
+    ret = np.asarray(metrics["eval/return"], np.float64)
+    norm = np.asarray(metrics["eval/normalized"], np.float64)
+    errors = [np.max(np.abs(schema.normalized_score(ret, *c) - norm)) for c in candidates]
+    best = int(np.argmin(errors))
+    if errors[best] > 0.01:
+        raise ValueError(f"no reference returns among {candidates} reproduce this run's scores")
+    return candidates[best]
+
+
+def reference_candidates(env: str, runs: list[dict]) -> list[tuple[float, float]]:
+    """The reference returns ``env``'s records were normalized with: the expert's record in
+    ``results/datasets/<env>.json`` and those implied by each run's CSV (datasets generated at
+    other times carry re-measured references), each kept once."""
+    with open(os.path.join(DATASETS, f"{env}.json")) as f:
+        expert = json.load(f)["expert"]
+    out = [(float(expert["ref_min_score"]), float(expert["ref_max_score"]))]
+    for metrics in runs:
+        refs = implied_references(metrics)
+        if refs is not None and all(np.abs(np.subtract(refs, c)).max() > 0.5 for c in out):
+            out.append(refs)
+    return out
+
+
+def normalized_bounds(env: str, refs: tuple[float, float]) -> tuple[float | None, float | None]:
+    """The D4RL-normalized scores ``env``'s returns can take (``envs.return_bounds``) under the
+    reference returns ``refs``; None where the return has no known bound."""
+    from purerl import envs
+    from purerl.datasets import schema
+
+    return tuple(
+        None if b is None else float(schema.normalized_score(b, *refs))
+        for b in envs.return_bounds(env)
+    )
+
+
+def union_bounds(
+    bounds: list[tuple[float | None, float | None]],
+) -> tuple[float | None, float | None]:
+    """The smallest range holding every range in ``bounds`` (None: unbounded on that side)."""
+    lows, highs = [b[0] for b in bounds], [b[1] for b in bounds]
+    return (
+        None if None in lows else min(lows),
+        None if None in highs else max(highs),
+    )
+
+
+def return_ranges(envs_: Iterable[str]) -> str:
+    """``"inverted_pendulum returns in [0, 1000], reacher <= 0"``: the known return ranges."""
+    from purerl import envs
+
+    out = []
+    for env in envs_:
+        low, high = envs.return_bounds(env)
+        if low is not None and high is not None:
+            out.append(f"{env} returns in [{low:g}, {high:g}]")
+        elif high is not None:
+            out.append(f"{env} returns <= {high:g}")
+        elif low is not None:
+            out.append(f"{env} returns >= {low:g}")
+    return ", ".join(out) or "no env here has a known return range"
+
+
+def references_note(records: list[dict], refs_of: dict, tag_of: Callable) -> str:
+    """Which levels' datasets carry which reference returns, for envs where they differ."""
+    notes = []
+    for env in sorted({r["env"] for r in records}):
+        levels: dict[tuple[float, float], set[str]] = {}
+        for r in records:
+            if r["env"] == env and tag_of(r) in refs_of:
+                refs = tuple(round(x, 1) for x in refs_of[tag_of(r)])
+                levels.setdefault(refs, set()).add(r["level"])
+        if len(levels) > 1:
+            notes.append(
+                f"{env}: "
+                + "; ".join(
+                    f"random {a:g} / expert {b:g} for {', '.join(sorted(lv))}"
+                    for (a, b), lv in sorted(levels.items())
+                )
+            )
+    if not notes:
+        return ""
+    return (
+        "The datasets of one env do not all share reference returns (read off each run's CSV: "
+        "the references stored in each dataset when it was generated), so the same normalized "
+        "score stands for a different return on different levels: " + ". ".join(notes) + "."
+    )
+
+
+def aggregate_section(finals: dict, tasks: list, note: str) -> list[str]:
+    """The rliable-style aggregates over ``tasks`` = (env, level) pairs: ``finals[algo][task]`` is
+    the per-seed final normalized score ``[seeds]``; writes ``offline/profile.png``."""
+    from purerl import stats
+
+    scores = {a: np.stack([finals[a][t] for t in tasks], axis=1) / 100.0 for a in finals}
+    agg = lambda x: np.stack(
+        [stats.iqm(x), stats.optimality_gap(x), stats.mean(x), stats.median(x)], axis=-1
+    )
+    points, cis = stats.interval_estimates(scores, agg, reps=AGG_REPS, seed=0)
+    base = "BC"
+    pairs = {a: (scores[a], scores[base]) for a in scores if a != base}
+    poi, poi_ci = stats.interval_estimates(
+        pairs, stats.probability_of_improvement, reps=AGG_REPS, seed=0
+    )
+    profiles, bands = stats.performance_profile(scores, PROFILE_TAUS, seed=0)
+    png = "profile.png"
+    stats.plot_performance_profile(
+        PROFILE_TAUS,
+        profiles,
+        bands,
+        os.path.join(OUT, png),
+        xlabel="normalized score / 100 = τ (0 = random, 1 = expert)",
+        title=f"Offline RL: run-score distributions over {len(tasks)} datasets",
+        reference={"expert": 1.0},
+    )
+    runs = {a: scores[a].shape[0] for a in scores}
+    lines = [
+        "",
+        f"## Aggregates over the {len(tasks)} datasets (rliable's metrics)",
+        "",
+        "Per method, the final normalized score of every seed on every dataset (env x level "
+        "above), divided by 100 (1 = expert, 0 = uniform random actions): "
+        f"{', '.join(f'{a} {n}' for a, n in runs.items())} seeds x {len(tasks)} datasets. "
+        "IQM = mean of the middle 50% of all those scores, optimality gap = mean shortfall "
+        "max(0, 1 - score) (lower is better), mean and median of the per-dataset means, and "
+        "P(X > BC) = probability that a run of the method beats a run of BC on the same "
+        "dataset, averaged over datasets (Agarwal et al., NeurIPS 2021; `purerl.stats`). "
+        f"[95% CI]: stratified percentile bootstrap, {AGG_REPS:,} resamples of the seeds within "
+        "each dataset (seed 0). Scores are not clipped: a normalized score can exceed 1 "
+        "(above our expert) or fall below 0.",
+        "",
+        "| method | IQM | optimality gap | mean | median | P(X > BC) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in scores:
+        cells = [stats.format_interval(points[a][i], cis[a][:, i]) for i in range(4)]
+        cells.append("" if a == base else stats.format_interval(poi[a], poi_ci[a]))
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"![performance profile](offline/{png})",
+        "",
+        "Performance profile: fraction of all runs (seeds x datasets) whose normalized score / 100 "
+        "exceeds τ, with 95% stratified bootstrap bands (2,000 resamples, seed 0). " + note,
+    ]
+    return lines
+
+
 def summary() -> str:
     import matplotlib
 
@@ -233,13 +410,50 @@ def summary() -> str:
     envs_levels = sorted({(r["env"], r["level"]) for r in records})
     algos = [a for a in ALGOS if any(r["algo"] == a for r in records)]
     by = {(r["env"], r["level"], r["algo"]): r for r in records}
+    # Each run's metrics CSV, the reference returns it was normalized with and the normalized
+    # range its env's returns can reach (for clipping intervals and bands).
+    tag_of = lambda r: (
+        f"{r['env']}-{r['level']}-{_slug(r['algo'])}" + (f"-{r['tag']}" if r.get("tag") else "")
+    )
+    csvs = {}
+    for r in records + probes:
+        path = os.path.join(OUT, f"{tag_of(r)}.csv")
+        if os.path.exists(path):
+            csvs[tag_of(r)] = writers.read_csv(path)
+    metrics = {
+        (r["env"], r["level"], r["algo"]): csvs[tag_of(r)] for r in records if tag_of(r) in csvs
+    }
+    candidates = {
+        env: reference_candidates(env, [m for t, m in csvs.items() if t.startswith(f"{env}-")])
+        for env in sorted({r["env"] for r in records + probes})
+    }
+    refs_of = {
+        t: run_references(csvs[t], candidates[r["env"]])
+        for r in records + probes
+        if (t := tag_of(r)) in csvs
+    }
+    bounds_of = lambda r: (
+        normalized_bounds(r["env"], refs_of[tag_of(r)])
+        if tag_of(r) in refs_of
+        else normalized_bounds(r["env"], candidates[r["env"]][0])
+    )
+    cell = lambda r: plots.format_ci(r["final_normalized"], r["final_ci"], 1, bounds_of(r))
+    row_bounds = {  # (env, level) -> the range of its curves and of the aggregates' datasets
+        (env, level): union_bounds(
+            [bounds_of(by[(env, level, a)]) for a in algos if (env, level, a) in by]
+        )
+        for env, level in envs_levels
+    }
     lines = [
         "# Offline RL on purerl's generated datasets",
         "",
         "Final D4RL-normalized score (100 = our expert, 0 = uniform random actions; "
         "docs/datasets.md) at the last evaluation, mean ± 95% t-CI over seeds vmapped in one "
-        "compiled run; best = best seed-mean period. Rerun: see the command in each run's "
-        "provenance below. `data` = normalized mean return of the dataset's own episodes.",
+        "compiled run, clipped to the normalized scores the env's returns can reach "
+        f"({return_ranges(candidates)}: `envs.return_bounds`; normalized with the reference returns of each run's "
+        "dataset; the cell reads `mean [low, high]` where the clip binds); best = best "
+        "seed-mean period. Rerun: see the command in each run's provenance below. `data` = "
+        "normalized mean return of the dataset's own episodes.",
         "",
         "| env | level | data | " + " | ".join(algos) + " |",
         "|---|---|---|" + "---|" * len(algos),
@@ -253,7 +467,7 @@ def summary() -> str:
                 cells.append("")
                 continue
             data_score = f"{r['data_normalized']:.1f}"
-            cells.append(f"{r['final_normalized']:.1f} ± {r['final_ci']:.1f}")
+            cells.append(cell(r))
         lines.append(f"| {env} | {level} | {data_score} | " + " | ".join(cells) + " |")
     lines += ["", "Best seed-mean period (normalized) / final mean Q:", ""]
     lines += ["| env | level | " + " | ".join(algos) + " |", "|---|---|" + "---|" * len(algos)]
@@ -265,6 +479,10 @@ def summary() -> str:
                 "" if r is None else f"{r['best_mean_normalized']:.1f} / {r['final_q_mean']:.3g}"
             )
         lines.append(f"| {env} | {level} | " + " | ".join(cells) + " |")
+    tasks = [t for t in envs_levels if all((*t, a) in metrics for a in algos)]
+    if tasks and "BC" in algos:
+        finals = {a: {t: metrics[(*t, a)]["eval/normalized"][:, -1] for t in tasks} for a in algos}
+        lines += aggregate_section(finals, tasks, references_note(records, refs_of, tag_of))
     notes = os.path.join(RESULTS, "offline_notes.md")
     if os.path.exists(notes):  # hand-written reading of the numbers above, kept across reruns
         with open(notes) as f:
@@ -296,19 +514,20 @@ def summary() -> str:
             lines.append(
                 f"| {r['env']} | {r['level']} | {r['algo']} | {r['overrides']} | "
                 f"{r['loop_config']['total_steps']:,} | "
-                f"{r['final_normalized']:.1f} ± {r['final_ci']:.1f} | "
+                f"{cell(r)} | "
                 f"{r['best_mean_normalized']:.1f} | {r['final_q_mean']:.3g} |"
             )
     for env, level in envs_levels:
-        runs = {}
-        for a in algos:
-            path = os.path.join(OUT, f"{env}-{level}-{_slug(a)}.csv")
-            if os.path.exists(path):
-                runs[a] = writers.read_csv(path)
+        runs = {a: metrics[(env, level, a)] for a in algos if (env, level, a) in metrics}
         if runs:
             png = f"{env}-{level}.png"
             plots.learning_curve(
-                runs, os.path.join(OUT, png), metric="eval/normalized", title=f"{env}-{level}"
+                runs,
+                os.path.join(OUT, png),
+                metric="eval/normalized",
+                title=f"{env}-{level}",
+                bounds=row_bounds[(env, level)],
+                reference={"random": 0.0, "expert": 100.0},
             )
             lines.append(f"\n![{env}-{level}](offline/{png})")
         if "TD3-CVAE" in runs and "cvae/recon" in runs["TD3-CVAE"]:
@@ -318,6 +537,7 @@ def summary() -> str:
                 os.path.join(OUT, png),
                 metric="cvae/recon",
                 title=f"{env}-{level}: CVAE reconstruction (CVAE phase, then frozen)",
+                bounds=(0.0, None),  # a mean squared error
             )
             lines.append(f"\n![{env}-{level} CVAE](offline/{png})")
     lines += [

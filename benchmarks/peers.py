@@ -725,22 +725,29 @@ def plot_pair(name: str, data: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from purerl import envs
     from purerl.loops import plots
 
+    settings = data["settings"]
+    # The band stays inside the returns the env can give (inverted_pendulum: [0, episode length]).
+    bounds = envs.return_bounds(settings["env"], settings["brax"]["episode_length"])
     fig, (ax_s, ax_w) = plt.subplots(1, 2, figsize=(11, 4))
     for arm, entry in data["arms"].items():
         steps, ret, wall = arm_arrays(entry)
-        mean, half, _ = plots.mean_ci(ret)
-        half = np.nan_to_num(half)
+        mean, low, high, _ = plots.seed_interval(ret, "t", bounds=bounds)
         label = f"{arm} ({ret.shape[0]} seeds)"
         for ax, x in ((ax_s, steps), (ax_w, np.mean(wall, axis=0))):
             (line,) = ax.plot(x, mean, label=label)
-            ax.fill_between(x, mean - half, mean + half, alpha=0.2, color=line.get_color())
+            if ret.shape[0] > 1:
+                ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
     threshold = data["settings"]["threshold"]
     for ax, xlabel in ((ax_s, "env steps (per seed)"), (ax_w, "wall s incl. compile")):
         ax.axhline(threshold, color="grey", lw=0.8, ls="--")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("eval return")
+        ax.set_ylabel(
+            f"eval return (undiscounted, per episode)\nmean, 95% t-CI in {plots.format_bounds(bounds)}",
+            fontsize=8,
+        )
     ax_w.set_title("vs wall time (vmapped arm: all seeds at once)", fontsize=9)
     ax_s.set_title(f"{name}: {data['settings']['env']} ({data['settings']['backend']})")
     ax_s.legend(fontsize=8)
@@ -816,10 +823,12 @@ def settings_table(rec: dict) -> str:
 
 
 def pair_section(name: str, data: dict, out_dir: str) -> str:
+    from purerl import envs
     from purerl.loops import plots
 
     rec = data["settings"]
     thr = rec["threshold"]
+    bounds = envs.return_bounds(rec["env"], rec["brax"]["episode_length"])
     arms = {a: data["arms"][a] for a in ARMS if a in data["arms"]}
     from_step = rec["brax"].get("min_replay_size", 0)
     summ = {a: arm_summary(e, thr, from_step) for a, e in arms.items()}
@@ -863,7 +872,7 @@ def pair_section(name: str, data: dict, out_dir: str) -> str:
             else f"n/a / {fmt(s['first_eval_s'], 1)}"
         )
         out.append(
-            f"| {a} | {s['seeds']} | {plots.format_ci(*s['final'], 1)} | "
+            f"| {a} | {s['seeds']} | {plots.format_ci(*s['final'], 1, bounds)} | "
             f"{s['best_mean']:.1f} | {s['reached']}/{s['seeds']} | {fmt(s['steps_to'])} | "
             f"{fmt(s['wall_to'], 1)} | {fmt(s['wall_all_seeds_to'], 1)} | "
             f"{fmt(s['total_wall'], 1)} | {fmt(s['steps_per_s'])} | {compile_text} |"

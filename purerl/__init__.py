@@ -1,8 +1,8 @@
 """purerl: pure-JAX algorithms as stateless init/act/loss/update functions over pytrees.
 
 Subpackages (imported on first use): ``core``, ``envs``, ``agents``, ``imitation``, ``alignment``,
-``datasets``, ``loops``; ``experts`` (expert training, above loops); ``cli`` is the ``purerl``
-command.
+``datasets``, ``loops``; ``experts`` (expert training, above loops); ``stats`` (rliable's
+aggregate metrics over runs x tasks, numpy only); ``cli`` is the ``purerl`` command.
 
 Importing purerl changes no global JAX setting (and imports no JAX). ``purerl.enable_compilation_cache()``
 turns on JAX's persistent compilation cache under purerl's cache directory; the command line does.
@@ -24,6 +24,7 @@ __all__ = [
     "experts",  # imported on demand (above loops)
     "imitation",
     "loops",
+    "stats",  # imported on demand (numpy only)
 ]
 
 

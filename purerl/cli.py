@@ -450,7 +450,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise common.NonFiniteError(f"{e}; metrics so far in {csv_path}") from None
 
     label = f"{args.agent}/{args.env}"
-    plots.learning_curve({label: metrics}, os.path.join(args.out, "curve.png"), title=label)
+    # The band and the table's CI stay inside the returns the env can give (None: no known bound).
+    bounds = envs.return_bounds(args.env, env.spec.episode_length)
+    plots.learning_curve(
+        {label: metrics}, os.path.join(args.out, "curve.png"), title=label, bounds=bounds
+    )
     if args.checkpoint:
         checkpoint.save(
             os.path.join(args.out, "checkpoint"),
@@ -463,7 +467,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             overwrite=True,
         )
     table = plots.results_table(
-        {label: metrics}, extra_columns={"wall time incl. compile (s)": {label: f"{wall:.1f}"}}
+        {label: metrics},
+        extra_columns={"wall time incl. compile (s)": {label: f"{wall:.1f}"}},
+        bounds=bounds,
     )
     print(table)
     print(
@@ -477,6 +483,7 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
     import jax
 
     from purerl import envs, experts
+    from purerl.datasets import schema
     from purerl.loops import common, offline, plots, writers
 
     module = _get_agent(args.agent)
@@ -579,13 +586,23 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
             raise common.NonFiniteError(f"{e}; metrics so far in {csv_path}") from None
     label = f"{args.agent}/{args.dataset}"
     metric = "eval/normalized" if refs else "eval/return"
+    bounds = return_bounds = envs.return_bounds(env_name, env.spec.episode_length)
+    reference = None
+    if refs:  # the normalized score's range and its random (0) and expert (100) levels
+        bounds = tuple(None if b is None else schema.normalized_score(b, *refs) for b in bounds)
+        reference = {"random": 0.0, "expert": 100.0}
     plots.learning_curve(
-        {label: metrics}, os.path.join(args.out, "curve.png"), metric=metric, title=label
+        {label: metrics},
+        os.path.join(args.out, "curve.png"),
+        metric=metric,
+        title=label,
+        bounds=bounds,
+        reference=reference,
     )
     extra = {"wall time incl. compile (s)": {label: f"{run_info['wall_time_s']:.1f}"}}
-    print(plots.results_table({label: metrics}, metric=metric, extra_columns=extra))
+    print(plots.results_table({label: metrics}, metric=metric, extra_columns=extra, bounds=bounds))
     if refs:
-        print(plots.results_table({label: metrics}, metric="eval/return"))
+        print(plots.results_table({label: metrics}, metric="eval/return", bounds=return_bounds))
     print(f"wrote {args.out}: metrics.csv, curve.png, config.json")
     return 0
 

@@ -295,3 +295,32 @@ def test_unwritable_out_fails_before_training(tmp_path, capsys):
     assert cli.main(argv) == 2
     err = _error_line(capsys)
     assert f"cannot write to --out {blocker / 'run'}" in err
+
+
+def test_train_curve_and_table_stay_inside_the_envs_return_range(tmp_path, capsys, monkeypatch):
+    # As for the quickstart's curve.png (inverted_pendulum, returns in [0, 1000]), here on cartpole
+    # (returns in [0, 500], no brax import): seeds ending at 500, 500 and 470 give a Student-t
+    # interval up to ~533 and a bootstrap one up to 500; the CLI passes the env's bounds, so neither
+    # leaves [0, 500]. Training is faked (no compile).
+    def fake_run_periods(loop, key, num_seeds, num_periods, args=(), on_period=None, **kw):
+        kw["on_compiled"](0.0, 0.0)
+        steps = np.array([[1000, 2000]] * 3)
+        ret = np.array([[20.0, 500.0], [450.0, 500.0], [0.0, 470.0]])
+        return None, {"env_steps": steps, "eval/return": ret}
+
+    figures = []
+    curve = plots.learning_curve
+    monkeypatch.setattr(common, "run_periods", fake_run_periods)
+    monkeypatch.setattr(plots, "learning_curve", lambda *a, **k: figures.append(curve(*a, **k)))
+    argv = ["train", "dqn", "--env", "cartpole", "--seeds", "3", "--steps", "2000"]
+    argv += ["--no-checkpoint", "--no-progress", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "clipped to [0, 500]" in stdout
+    # mean 490, s = sqrt((10^2 + 10^2 + 20^2) / 2) = 17.321, se = s / sqrt(3) = 10,
+    # t_{0.975, 2} = 4.3027 -> half 43.03 -> [446.97, 533.03] clipped to [446.97, 500]
+    assert "| dqn/cartpole | 2000 | 3 | 490.00 [446.97, 500.00] | " in stdout
+    (ax,) = figures[0].axes
+    band = np.concatenate([p.vertices[:, 1] for c in ax.collections for p in c.get_paths()])
+    assert band.size and band.min() >= 0.0 and band.max() <= 500.0
+    assert (tmp_path / "run" / "curve.png").read_bytes()[:4] == b"\x89PNG"

@@ -87,6 +87,28 @@ FORBIDDEN: list[tuple[str, tuple[str, ...], str]] = [
     ),
     ("purerl.loops", ("purerl.experts", "purerl.cli"), "loops sit below experts and the CLI"),
     ("purerl.experts", ("purerl.cli",), "the CLI is the top"),
+    (
+        "purerl.stats",
+        (
+            "jax",
+            *(
+                f"purerl.{name}"
+                for name in (
+                    "core",
+                    "datasets",
+                    "envs",
+                    "agents",
+                    "imitation",
+                    "energy",
+                    "alignment",
+                    "loops",
+                    "experts",
+                    "cli",
+                )
+            ),
+        ),
+        "aggregate metrics over runs x tasks are numpy only: any layer or script may use them",
+    ),
 ]
 
 # (package imported alone in a fresh interpreter, module prefixes that must not come with it).
@@ -96,6 +118,7 @@ RUNTIME: list[tuple[str, tuple[str, ...]]] = [
     ("purerl.loops", ("purerl.experts", "purerl.cli")),
     ("purerl.alignment", ("purerl.loops", "purerl.experts", "purerl.cli")),
     ("purerl.imitation", ("purerl.loops", "purerl.experts", "purerl.cli")),
+    ("purerl.stats", ("jax", "purerl.core", "purerl.loops", "purerl.envs")),
 ]
 
 

@@ -73,6 +73,56 @@ TOY_ENVS = {
 }
 
 
+# Per-step reward range (low, high) of the envs whose code bounds the reward, None for a side
+# their code leaves unbounded; envs not listed have no known range (their returns are not clipped
+# in plots). Read from the reward lines of each env:
+REWARD_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    # brax envs/inverted_pendulum.py: ``reward = 1.0`` on every step.
+    "inverted_pendulum": (1.0, 1.0),
+    # brax envs/inverted_double_pendulum.py: ``(1 - done) * 10 - dist_penalty - vel_penalty`` with
+    # both penalties sums of squares (>= 0, unbounded above).
+    "inverted_double_pendulum": (None, 10.0),
+    # brax envs/reacher.py: ``-||tip - target|| - ||action||^2`` (<= 0).
+    "reacher": (None, 0.0),
+    # toy.cartpole: 1 per step (CartPole-v1).
+    "cartpole": (1.0, 1.0),
+    # classic.pendulum: -(angle^2 + 0.1 speed^2 + 0.001 torque^2) in [-16.27, 0].
+    "pendulum": (classic.PENDULUM_MIN_REWARD, 0.0),
+    # toy.point_mass(sparse=True): 1 inside the goal radius, 0 elsewhere.
+    "point_mass_sparse": (0.0, 1.0),
+}
+
+
+def return_bounds(
+    name: str, episode_length: int | None = None
+) -> tuple[float | None, float | None]:
+    """The range an undiscounted episode return of env ``name`` can take, from
+    :data:`REWARD_BOUNDS`: an episode has at most ``T = episode_length`` steps (fewer when it
+    terminates), each with reward in ``[r_low, r_high]``, so its return lies in
+    ``[min(0, T r_low), max(0, T r_high)]`` (0 kept in the range so that early termination is
+    covered; e.g. ``[0, 1000]`` for inverted_pendulum). None for a side with no known bound, and
+    ``(None, None)`` for envs not in :data:`REWARD_BOUNDS`. For ``plots``' ``bounds=``.
+
+    Args:
+      name: a name from :func:`list_envs`.
+      episode_length: the time limit used (default: what :func:`make` uses for ``name``).
+    """
+    if name in TOY_ENVS:
+        default_length = TOY_ENVS[name].build().spec.episode_length
+    elif name in BRAX_DEFAULT_BACKEND:
+        default_length = 1000  # make()'s default for brax envs
+    else:
+        known = ", ".join(sorted(list_envs()))
+        raise ValueError(f"unknown env {name!r}; known envs: {known}")
+    length = default_length if episode_length is None else int(episode_length)
+    if length <= 0:
+        raise ValueError(f"episode_length must be positive, got {episode_length}")
+    r_low, r_high = REWARD_BOUNDS.get(name, (None, None))
+    low = None if r_low is None else min(0.0, length * r_low)
+    high = None if r_high is None else max(0.0, length * r_high)
+    return low, high
+
+
 def list_envs() -> dict[str, str]:
     """``{name: one-line description}`` for every env ``make`` knows."""
     out = {name: t.description for name, t in TOY_ENVS.items()}
@@ -140,6 +190,7 @@ def make(
 __all__ = [
     "BRAX_DEFAULT_BACKEND",
     "BRAX_DESCRIPTIONS",
+    "REWARD_BOUNDS",
     "TOY_ENVS",
     "Env",
     "EnvState",
@@ -148,6 +199,7 @@ __all__ = [
     "list_envs",
     "make",
     "protocol",
+    "return_bounds",
     "toy",
     "wrappers",
 ]

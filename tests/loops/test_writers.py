@@ -1,4 +1,5 @@
-"""Metrics writers (CSV, TensorBoard, W&B import errors), confidence intervals and the results table,
+"""Metrics writers (CSV, TensorBoard, W&B import errors), confidence intervals, learning curves
+(bands inside the bounds, one seed without a band, reference lines) and the results table,
 checked on hand-made metrics."""
 
 import math
@@ -155,9 +156,100 @@ def test_learning_curve_png(tmp_path):
     data = (tmp_path / "plots" / "curve.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     ax = fig.axes[0]
-    assert [line.get_label() for line in ax.lines] == ["td3 (2 seeds)", "one seed (1 seed)"]
+    assert _legend_lines(ax) == ["td3 (2 seeds)", "one seed (1 seed)"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.25, 1.375])  # seed means
     np.testing.assert_array_equal(ax.lines[0].get_xdata(), [100, 200])
+    # td3's two seeds as thin lines; the one-seed run is its own line.
+    thin = [line for line in ax.lines if line.get_label().startswith("_td3 seed")]
+    assert len(thin) == 2
+    np.testing.assert_allclose(thin[1].get_ydata(), [-1.0, 0.5])
     assert len(ax.collections) == 1  # a CI band for the 2-seed run only
+    assert ax.get_xlabel() == "env steps"
+    assert ax.get_ylabel().startswith("eval return (undiscounted, per episode)\n")
+    assert "95% bootstrap CI" in ax.get_ylabel()
     with pytest.raises(KeyError, match="no metric 'q/mean'"):
         plots.learning_curve(runs, metric="q/mean")
+
+
+def _legend_lines(ax) -> list[str]:
+    return [line.get_label() for line in ax.lines if not line.get_label().startswith("_")]
+
+
+def _band_y(ax) -> np.ndarray:
+    return np.concatenate([p.vertices[:, 1] for c in ax.collections for p in c.get_paths()])
+
+
+@pytest.mark.parametrize("band", ["bootstrap", "t"])
+def test_learning_curve_band_never_leaves_bounds(band):
+    # 4 seeds that swing between the floor and the ceiling of [0, 1000] (the t band would reach
+    # about -500 and 1500 unclipped), one seed wildly outside the range at the last period.
+    ret = np.array([[0.0, 1000.0, 0.0], [1000.0, 0.0, 1000.0], [0.0, 1000.0, 1e6], [1000, 0, -1e6]])
+    runs = {"wild": {"env_steps": np.tile([10, 20, 30], (4, 1)), "eval/return": ret}}
+    for bounds in ((0.0, 1000.0), (0.0, None), (None, 1000.0)):
+        ax = plots.learning_curve(runs, band=band, bounds=bounds).axes[0]
+        y = _band_y(ax)
+        assert y.size > 0
+        assert y.min() >= (bounds[0] if bounds[0] is not None else -np.inf)
+        assert y.max() <= (bounds[1] if bounds[1] is not None else np.inf)
+    # Unclipped, the t band leaves the range: the clip is what keeps it inside.
+    if band == "t":
+        y = _band_y(plots.learning_curve(runs, band="t").axes[0])
+        assert y.min() < 0.0 and y.max() > 1000.0
+    with pytest.raises(ValueError, match="low < high"):
+        plots.learning_curve(runs, bounds=(1000.0, 0.0))
+    with pytest.raises(ValueError, match="band"):
+        plots.learning_curve(runs, band="sd")
+
+
+def test_learning_curve_one_seed_no_band_and_reference_lines():
+    runs = {"solo": {"env_steps": np.array([100, 200]), "eval/return": np.array([300.0, 990.0])}}
+    ref = {"random": 23.7, "expert": 971.5}
+    ax = plots.learning_curve(runs, bounds=(0.0, 1000.0), reference=ref).axes[0]
+    assert len(ax.collections) == 0  # one seed: no band
+    assert _legend_lines(ax) == ["solo (1 seed)", "random (23.7)", "expert (971.5)"]
+    assert not [line for line in ax.lines if line.get_label().startswith("_")]  # no thin lines
+    for line, y in zip(ax.lines[1:], (23.7, 971.5), strict=True):
+        np.testing.assert_allclose(line.get_ydata(), [y, y])  # horizontal lines at the levels
+
+
+def test_bootstrap_ci_by_hand():
+    # Two seeds a, b: resampled means are a, (a + b) / 2, b with probability 1/4, 1/2, 1/4, so the
+    # 2.5% and 97.5% quantiles over 2000 resamples are a and b.
+    mean, low, high, n = plots.bootstrap_ci(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    np.testing.assert_allclose(mean, [2.0, 5.0])
+    np.testing.assert_allclose(low, [1.0, 5.0])
+    np.testing.assert_allclose(high, [3.0, 5.0])
+    np.testing.assert_array_equal(n, [2, 2])
+    # NaNs: only the finite seeds are resampled; one finite value -> no interval.
+    x = np.array([[1.0, NAN], [NAN, 7.0], [3.0, NAN]])
+    mean, low, high, n = plots.bootstrap_ci(x, seed=1)
+    np.testing.assert_allclose(mean, [2.0, 7.0])
+    assert (low[0], high[0]) == (1.0, 3.0) and math.isnan(low[1]) and math.isnan(high[1])
+    # Reproducible with the seed; inside the seeds' range always.
+    y = np.random.default_rng(0).normal(size=(5, 7))
+    a = plots.bootstrap_ci(y, seed=3)
+    b = plots.bootstrap_ci(y, seed=3)
+    for u, v in zip(a, b, strict=True):
+        np.testing.assert_array_equal(u, v)
+    assert np.all(a[1] >= y.min(0)) and np.all(a[2] <= y.max(0))
+    assert np.all(a[1] <= a[0]) and np.all(a[0] <= a[2])
+
+
+def test_results_table_clips_ci_to_bounds():
+    # Final returns [990, 1000]: mean 995, s = 7.0711, se = 5, half = 12.7062 * 5 = 63.53 ->
+    # [931.47, 1058.53] clipped to [931.47, 1000].
+    runs = {
+        "ip": {
+            "env_steps": np.array([[1, 2], [1, 2]]),
+            "eval/return": np.array([[0, 990.0], [0, 1000.0]]),
+        }
+    }
+    table = plots.results_table(runs, bounds=(0.0, 1000.0))
+    assert table.splitlines()[0] == (
+        "| run | env steps | seeds | final eval/return (mean ± 95% CI, clipped to [0, 1000]) |"
+    )
+    assert table.splitlines()[2] == "| ip | 2 | 2 | 995.00 [931.47, 1000.00] |"
+    # An interval inside the bounds keeps the ± form; one seed stays n/a.
+    assert plots.format_ci(5.0, 1.0, 1, (0.0, 10.0)) == "5.0 ± 1.0"
+    assert plots.format_ci(5.0, NAN, 1, (0.0, 10.0)) == "5.0 ± n/a"
+    assert plots.format_ci(0.5, 2.0, 1, (0.0, None)) == "0.5 [0.0, 2.5]"
