@@ -10,7 +10,11 @@ Formats (all host-side numpy):
   ``timeouts`` as bool), metadata as ``metadata/<key>`` scalar datasets. The full metadata dict is
   also kept as JSON in the root attribute ``purerl_metadata``, because D4RL's scalar layout cannot
   hold nested values. Reading ignores ``infos/*`` and every other group, so real D4RL files load as
-  they are.
+  they are. HDF5 itself keeps no checksum of the data (a flipped bit loads silently), so purerl's
+  files also carry ``purerl_sha256``, a sha256 of the content (:func:`content_sha256`: every field's
+  name, dtype, shape and bytes, then the metadata JSON), checked on load; a file without it (D4RL's
+  own) loads unchecked. ``.npz`` needs no such attribute: zip stores a CRC-32 per array and numpy's
+  reader checks it.
 
 :func:`save` is atomic: the data goes to a temporary file in the target directory, is flushed to
 disk, and only then renamed onto the target (``os.replace``), so a crash or an error mid-write never
@@ -44,6 +48,7 @@ from purerl.datasets.schema import OPTIONAL, REQUIRED, Dataset, DatasetError, va
 FORMATS = {".npz": "npz", ".hdf5": "hdf5", ".h5": "hdf5"}
 METADATA_KEY = "metadata"  # npz: the JSON string; hdf5: the group of D4RL-style scalar entries
 HDF5_METADATA_ATTR = "purerl_metadata"
+HDF5_SHA256_ATTR = "purerl_sha256"
 _CHUNK = 1 << 20
 
 
@@ -171,6 +176,7 @@ def _write_hdf5(tmp: str, dataset: Dataset, meta_json: str) -> None:
         for name, arr in dataset.arrays().items():
             f.create_dataset(name, data=arr)
         f.attrs[HDF5_METADATA_ATTR] = meta_json
+        f.attrs[HDF5_SHA256_ATTR] = content_sha256(_schema_fields(dataset.arrays()), meta_json)
         group = f.create_group(METADATA_KEY)
         for key, value in dataset.metadata.items():
             # D4RL keeps metadata as scalar datasets (metadata/algorithm, ...); nested values and
@@ -296,7 +302,10 @@ def _read_hdf5(path: str) -> tuple[dict, dict]:
                 )
             arrays[name] = obj[()]
         if HDF5_METADATA_ATTR in f.attrs:
-            metadata = _parse_metadata(f.attrs[HDF5_METADATA_ATTR])
+            meta_json = f.attrs[HDF5_METADATA_ATTR]
+            if HDF5_SHA256_ATTR in f.attrs:
+                _verify_sha256(path, arrays, meta_json, f.attrs[HDF5_SHA256_ATTR])
+            metadata = _parse_metadata(meta_json)
         else:
             metadata = {}
             group = f.get(METADATA_KEY)
@@ -305,6 +314,41 @@ def _read_hdf5(path: str) -> tuple[dict, dict]:
                     if isinstance(obj, h5py.Dataset) and obj.shape == ():
                         metadata[key] = _scalar(obj[()])
     return arrays, metadata
+
+
+def _schema_fields(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {name: arrays[name] for name in (*REQUIRED, *OPTIONAL) if name in arrays}
+
+
+def content_sha256(arrays: Mapping[str, np.ndarray], meta_json: str | bytes) -> str:
+    """sha256 hex digest of a dataset's content, as stored in purerl's HDF5 files.
+
+    Hashed in order: for each field of ``arrays`` in the schema's order (required, then optional
+    fields), its name, dtype (``dtype.str``, e.g. ``<f4``), shape and C-order bytes; then the
+    metadata JSON text (UTF-8). The same data written twice gives the same digest.
+    """
+    digest = hashlib.sha256()
+    for name in (*REQUIRED, *OPTIONAL):
+        if name not in arrays:
+            continue
+        arr = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
+        digest.update(memoryview(arr.reshape(-1).view(np.uint8)))
+    if isinstance(meta_json, str):
+        meta_json = meta_json.encode("utf-8")
+    digest.update(meta_json)
+    return digest.hexdigest()
+
+
+def _verify_sha256(path: str, arrays: Mapping[str, np.ndarray], meta_json: Any, stored: Any) -> None:
+    stored = stored.decode("ascii", errors="replace") if isinstance(stored, bytes) else str(stored)
+    actual = content_sha256(arrays, meta_json)
+    if actual != stored:
+        raise DatasetError(
+            f"dataset file {path} is corrupted: the sha256 of its content is {actual[:16]}..., the "
+            f"file's {HDF5_SHA256_ATTR} attribute says {stored[:16]}... (a changed byte in the data "
+            "or the metadata); regenerate it or restore it from a copy"
+        )
 
 
 def _scalar(value: Any) -> Any:

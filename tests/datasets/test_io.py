@@ -325,6 +325,63 @@ def test_truncated_file_is_reported_as_corrupted(tmp_path, name):
         io.load(path)
 
 
+def _flip_one_bit(path, offset):
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _first_observation_offset(path):
+    with h5py.File(path, "r") as f:
+        return f["observations"].id.get_offset()  # contiguous layout: where the raw data starts
+
+
+def test_hdf5_carries_a_content_sha256_that_load_checks(tmp_path):
+    ds = make_dataset(n=200)
+    path = tmp_path / "d.hdf5"
+    io.save(path, ds)
+    with h5py.File(path, "r") as f:
+        stored = f.attrs["purerl_sha256"]
+        meta_json = f.attrs["purerl_metadata"]
+    assert stored == io.content_sha256(ds.arrays(), meta_json)
+    assert re.fullmatch(r"[0-9a-f]{64}", stored)
+    # A flipped bit in the data: an HDF5 file has no checksum of its own, so before the sha256 this
+    # loaded silently with one observation changed.
+    _flip_one_bit(path, _first_observation_offset(path) + 3)
+    with pytest.raises(DatasetError, match=f"{re.escape(str(path))} is corrupted: the sha256"):
+        io.load(path)
+
+
+def test_hdf5_metadata_edit_breaks_the_sha256(tmp_path):
+    path = tmp_path / "d.hdf5"
+    io.save(path, make_dataset())
+    with h5py.File(path, "r+") as f:
+        f.attrs["purerl_metadata"] = f.attrs["purerl_metadata"].replace("3234.3", "3234.4")
+    with pytest.raises(DatasetError, match="is corrupted: the sha256"):
+        io.load(path)
+
+
+def test_hdf5_without_sha256_loads_unchecked(tmp_path):
+    ds = make_dataset()
+    path = tmp_path / "d.hdf5"
+    io.save(path, ds)
+    with h5py.File(path, "r+") as f:
+        del f.attrs["purerl_sha256"]  # D4RL's own files have none
+    np.testing.assert_array_equal(io.load(path).observations, ds.observations)
+
+
+def test_npz_flipped_bit_is_caught_by_zip_crc(tmp_path):
+    ds = make_dataset(n=200)
+    path = tmp_path / "d.npz"
+    io.save(path, ds)
+    raw = path.read_bytes()
+    target = np.ascontiguousarray(ds.observations).tobytes()[:64]
+    offset = raw.index(target)  # uncompressed npz: the array bytes appear as they are
+    _flip_one_bit(path, offset + 3)
+    with pytest.raises(DatasetError, match="is corrupted or unreadable as npz"):
+        io.load(path)
+
+
 def test_unrecognised_file_without_known_extension(tmp_path):
     path = tmp_path / "d.txt"
     path.write_text("hello")
