@@ -120,6 +120,7 @@ def prepare_data(dataset, config: Config, needs_next_action: bool = False) -> Da
         raise DatasetError(
             f"the dataset has {len(dataset)} transitions, fewer than batch_size {config.batch_size}"
         )
+    _check_action_bounds(dataset)
     obs = dataset.observations.astype(np.float64)
     if config.normalize_obs:
         mean = obs.mean(axis=0)
@@ -269,6 +270,32 @@ def make_loop(
         return jax.lax.scan(lambda c, _: period(c, data), carry, None, num_periods)
 
     return Loop(init=init, run=run, progress=callback if isinstance(callback, Progress) else None)
+
+
+ACTION_BOUND_SLACK = 1e-3  # float noise in files whose actions were clipped to [-1, 1]
+
+
+def _check_action_bounds(dataset) -> None:
+    """Continuous actions must lie in the agents' box ``[-1, 1]`` (``core.types.EnvSpec``; the env
+    wrappers rescale them to the physics' bounds). Data recorded in the physics' own units (e.g.
+    brax inverted_pendulum's [-3, 3]) would otherwise train policies toward targets their ``tanh``
+    cannot reach, without a word."""
+    from purerl.datasets.schema import DatasetError
+
+    actions = dataset.actions
+    if not np.issubdtype(actions.dtype, np.floating) or actions.size == 0:
+        return  # discrete action indices
+    magnitude = np.abs(actions)
+    flat = int(np.argmax(magnitude))
+    worst = float(magnitude.reshape(-1)[flat])
+    if worst > 1.0 + ACTION_BOUND_SLACK:
+        index = np.unravel_index(flat, actions.shape)
+        raise DatasetError(
+            f"dataset actions must lie in [-1, 1] (the agents' action box; the env wrappers rescale "
+            f"to the physics' bounds), but actions{list(map(int, index))} = "
+            f"{float(actions[index]):.6g}; rescale the data first, e.g. "
+            "2 * (a - low) / (high - low) - 1 with the env's bounds"
+        )
 
 
 def check_data(data: Data, spec) -> None:

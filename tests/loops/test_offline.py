@@ -125,6 +125,9 @@ def test_bad_inputs(dataset):
     sub = validate(dataset.arrays(), {**dataset.metadata, "subsample_every": 20})
     with pytest.raises(DatasetError, match="every 20th"):
         offline.prepare_data(sub, CONFIG, needs_next_action=True)
+    wide = validate({**dataset.arrays(), "actions": dataset.actions * 3.0}, dataset.metadata)
+    with pytest.raises(DatasetError, match=r"must lie in \[-1, 1\].*actions\[\d+, \d+\] = "):
+        offline.prepare_data(wide, CONFIG)  # before: trained silently on unreachable targets
     data = offline.prepare_data(dataset, CONFIG)
     other = envs.make("probe1_continuous")
     algo = td3.make(td3.Config(hidden=(8,)), other.spec)
