@@ -59,6 +59,7 @@ def main(process_id: int, num_processes: int, port: int, out: str) -> None:
     import jax.numpy as jnp
 
     from purerl.loops import NonFiniteError, run_grid, run_seeds, writers
+    from purerl.loops.common import run_periods
 
     assert jax.process_count() == num_processes
     assert jax.device_count() == num_processes * DEVICES_PER_PROCESS, jax.devices()
@@ -81,6 +82,22 @@ def main(process_id: int, num_processes: int, port: int, out: str) -> None:
         done["nonfinite"] = "not raised"
     except NonFiniteError as e:
         done["nonfinite"] = str(e)
+
+    # What must not silently go wrong: keys that differ between processes, seeds that do not divide
+    # over all devices (raised on both processes, which stay in step), run_periods.
+    def toy(key):
+        return key, {"env_steps": jnp.array([1]), "x": jax.random.uniform(key, (1,))}
+
+    for name, call in [
+        ("different_keys", lambda: run_seeds(toy, jax.random.key(process_id), 4)),
+        ("uneven", lambda: run_seeds(toy, jax.random.key(0), 6)),
+        ("run_periods", lambda: run_periods(None, jax.random.key(0), 4, 1)),
+    ]:
+        try:
+            call()
+            done[name] = "not raised"
+        except (AssertionError, ValueError) as e:
+            done[name] = f"{type(e).__name__}: {e}"[:300]
 
     # The real thing: a tiny TD3 over 8 seeds, each process writing its own seeds' rows.
     states, metrics = run_seeds(tiny_train(), jax.random.key(0), NUM_SEEDS)

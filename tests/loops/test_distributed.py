@@ -108,7 +108,7 @@ def td3_grid_train(key, hp):
     return online.make_train(algo, env, cfg)(key)
 
 
-@pytest.mark.slow  # two TD3 compiles in parallel: ~45 s of CPU
+@pytest.mark.slow  # two TD3 compiles side by side (~90 s of CPU with pytest start-up)
 def test_grid_on_8_fake_devices_equals_unsharded(tmp_path):
     out = tmp_path / "grid.npz"
     script = textwrap.dedent(GRID_SCRIPT).replace("{out}", str(out))
@@ -141,7 +141,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow  # three TD3 compiles in parallel: ~60 s of CPU
+@pytest.mark.slow  # three TD3 compiles side by side (~100 s of CPU with pytest start-up)
 def test_two_processes_each_write_their_own_rows_and_match_one_process(tmp_path):
     logs = [open(tmp_path / f"log.process{i}.txt", "w+") for i in range(2)]  # noqa: SIM115
     port = str(free_port())
@@ -176,6 +176,9 @@ def test_two_processes_each_write_their_own_rows_and_match_one_process(tmp_path)
     # Seed 3 (process 1's) went non-finite: both processes raised, naming it.
     for d in done:
         assert "env step 3 of seed 3" in d["nonfinite"], d["nonfinite"]
+        assert d["different_keys"].startswith("AssertionError: run_seeds: the key differs")
+        assert d["uneven"].startswith("ValueError: 6 seeds cannot be split evenly over 4 devices")
+        assert d["run_periods"].startswith("ValueError: run_periods runs on one process")
 
     parts = [writers.read_csv(tmp_path / f"metrics.process{i}.csv") for i in range(2)]
     union = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
