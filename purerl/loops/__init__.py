@@ -3,6 +3,7 @@
 from purerl.loops import (
     checkpoint,
     common,
+    distributed,
     evaluate,
     offline,
     on_policy,
@@ -10,7 +11,14 @@ from purerl.loops import (
     plots,
     writers,
 )
-from purerl.loops.common import Loop, NonFiniteError, RewarderCarry, run_seeds, shard_seeds
+from purerl.loops.common import (
+    Loop,
+    NonFiniteError,
+    RewarderCarry,
+    run_grid,
+    run_seeds,
+    shard_seeds,
+)
 
 __all__ = [
     "Loop",
@@ -18,11 +26,13 @@ __all__ = [
     "RewarderCarry",
     "checkpoint",
     "common",
+    "distributed",
     "evaluate",
     "offline",
     "on_policy",
     "online",
     "plots",
+    "run_grid",
     "run_seeds",
     "self_sampling",  # imported on demand (the LM policies' loop pulls in purerl.alignment)
     "shard_seeds",

@@ -13,6 +13,7 @@ import numpy as np
 
 from purerl.core import rewarder as rewarding
 from purerl.core.types import EnvSpec, Metrics, Rewarder, Transition
+from purerl.loops import distributed
 
 
 class NonFiniteError(FloatingPointError):
@@ -106,7 +107,9 @@ def shard_seeds(keys: jax.Array, devices: list | None = None) -> jax.Array:
     """Place a ``[num_seeds]`` key array sharded across devices along the seed axis.
 
     ``jax.jit(jax.vmap(train))(shard_seeds(keys))`` then runs each device's share of seeds on that
-    device (GSPMD partitions the vmapped axis; no pmap). ``num_seeds`` must divide evenly.
+    device (GSPMD partitions the vmapped axis; no pmap). ``devices`` defaults to ``jax.devices()``:
+    with several processes (:func:`purerl.loops.distributed.initialize`) that is every process's
+    devices, and each process transfers only its own shards. ``num_seeds`` must divide evenly.
     """
     devices = devices or jax.devices()
     n = keys.shape[0]
@@ -116,7 +119,43 @@ def shard_seeds(keys: jax.Array, devices: list | None = None) -> jax.Array:
         )
     mesh = jax.sharding.Mesh(np.asarray(devices), ("seed",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seed"))
-    return jax.device_put(keys, sharding)
+    return distributed.put_global(keys, sharding)
+
+
+def _sharded_inputs(keys: jax.Array, args: tuple, shard: bool) -> tuple[jax.Array, tuple]:
+    """``(keys, args)`` as ``run_seeds`` passes them: keys sharded over all devices when asked and
+    possible; with several processes, ``args`` replicated onto every device."""
+    devices = jax.devices()
+    multi = distributed.is_multiprocess()
+    # One process falls back to one device when the seeds do not divide; several processes raise
+    # (each would otherwise silently train every seed on its own devices).
+    if shard and len(devices) > 1 and (multi or keys.shape[0] % len(devices) == 0):
+        keys = shard_seeds(keys, devices)
+        if multi:
+            args = distributed.replicate(args, keys.sharding.mesh)
+    return keys, args
+
+
+def _to_host(tree: Any) -> Any:
+    """Host copies when this process holds every value; global arrays (several processes) as they
+    are, for :func:`purerl.loops.distributed.local_rows` / ``gather``."""
+    if all(not isinstance(x, jax.Array) or x.is_fully_addressable for x in jax.tree.leaves(tree)):
+        return jax.device_get(tree)
+    return tree
+
+
+def _check(metrics: dict, check: bool, wording: dict, owner: str = "") -> None:
+    """:func:`check_finite` on ``check/nonfinite_step`` (gathered to every process, so they all
+    raise the same error together rather than one hanging at the next collective)."""
+    if not (check and "check/nonfinite_step" in metrics):
+        return
+    steps = distributed.gather(metrics["check/nonfinite_step"])
+    try:
+        check_finite({"check/nonfinite_step": steps}, **wording)
+    except NonFiniteError as e:
+        if owner:
+            raise NonFiniteError(f"{owner}: {e}") from None
+        raise
 
 
 def run_seeds(
@@ -127,23 +166,118 @@ def run_seeds(
     check: bool = True,
     args: tuple = (),
 ) -> tuple[Any, dict]:
-    """``jit(vmap(train))`` over ``num_seeds`` keys split from ``key``; shards seeds over all local
-    devices when there are several; raises :class:`NonFiniteError` if a run in ``on_nonfinite='raise'``
-    mode saw NaN/inf (those runs report ``check/nonfinite_step``; 'ignore' runs do not).
+    """``jit(vmap(train))`` over ``num_seeds`` keys split from ``key``; shards seeds over all
+    devices when there are several; raises :class:`NonFiniteError` if a run in
+    ``on_nonfinite='raise'`` mode saw NaN/inf (those runs report ``check/nonfinite_step``; 'ignore'
+    runs do not).
 
     ``args`` are extra arguments of ``train(key, *args)`` shared by all seeds (not vmapped), e.g. the
-    offline loop's dataset, which is then passed to the compiled run rather than baked into it."""
-    keys = jax.random.split(key, num_seeds)
-    if shard and len(jax.devices()) > 1 and num_seeds % len(jax.devices()) == 0:
-        keys = shard_seeds(keys)
+    offline loop's dataset, which is then passed to the compiled run rather than baked into it.
+
+    With several processes (:mod:`purerl.loops.distributed`) every process calls it with the same
+    ``key`` (checked), the seeds are sharded over every process's devices (``num_seeds`` must be a
+    multiple of ``jax.device_count()``), and the metrics come back as global arrays sharded on the
+    seed axis: take this process's rows with :func:`purerl.loops.distributed.local_rows`. With one
+    process they come back as host numpy arrays ``[num_seeds, ...]``."""
+    if distributed.is_multiprocess():
+        distributed.assert_same_everywhere(jax.random.key_data(key), "run_seeds: the key")
+    keys, args = _sharded_inputs(jax.random.split(key, num_seeds), args, shard)
     in_axes = (0, *([None] * len(args)))
     states, metrics = jax.jit(jax.vmap(train, in_axes=in_axes))(keys, *args)
-    metrics = jax.device_get(metrics)
+    metrics = _to_host(metrics)
+    progress = getattr(train, "progress", None)
+    if progress is not None:
+        progress.close()
+    _check(metrics, check, getattr(train, "nonfinite_wording", {}))
+    return states, metrics
+
+
+def grid_mesh_shape(num_hparams: int, num_seeds: int, num_devices: int) -> tuple[int, int] | None:
+    """``(devices along the hyperparameter axis, devices along the seed axis)`` that tile a
+    ``[num_hparams, num_seeds]`` grid evenly over ``num_devices`` devices (as many along the
+    hyperparameter axis as divide it), or None if no factorization does."""
+    for on_hparams in range(min(num_hparams, num_devices), 0, -1):
+        on_seeds, rest = divmod(num_devices, on_hparams)
+        if not rest and num_hparams % on_hparams == 0 and num_seeds % on_seeds == 0:
+            return on_hparams, on_seeds
+    return None
+
+
+def run_grid(
+    train: Callable[..., tuple[Any, dict]],
+    key: jax.Array,
+    hparams: Any,
+    num_seeds: int,
+    shard: bool = True,
+    check: bool = True,
+    args: tuple = (),
+) -> tuple[Any, dict]:
+    """``train(key, hparams, *args)`` over every (hyperparameter setting, seed) pair, one compiled
+    ``jit(vmap(vmap(train)))`` with the grid sharded over all devices (every process's, with
+    several processes) on a 2-D ``("hparam", "seed")`` mesh.
+
+    Every setting runs the same ``num_seeds`` keys, those :func:`run_seeds` splits from ``key``, so
+    differences between settings are not differences of seeds (common random numbers). ``train``
+    builds its config from ``hparams`` inside (a learning rate, a coefficient: traced leaves).
+
+    Args:
+      train: ``train(key, hp, *args) -> (state, metrics)``, ``hp`` one setting (leaves scalars).
+      hparams: a pytree whose leaves share a leading axis ``[num_hparams]``, e.g.
+        ``{"lr": jnp.array([1e-4, 3e-4, 1e-3])}``.
+      shard: shard the grid when the devices tile it (:func:`grid_mesh_shape`); one process falls
+        back to one device when they do not, several processes raise.
+
+    Returns:
+      ``(states, metrics)`` with leaves ``[num_hparams, num_seeds, ...]``; metrics as in
+      :func:`run_seeds` (host arrays, or global arrays with several processes: take this process's
+      cells with ``distributed.local_rows(metrics, axes=2)``).
+    """
+    leaves = jax.tree.leaves(hparams)
+    sizes = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
+    if not leaves or len(sizes) != 1 or None in sizes:
+        raise ValueError(
+            f"hparams need array leaves with one common leading axis [num_hparams], got sizes "
+            f"{sorted(map(str, sizes))}"
+        )
+    num_hparams = sizes.pop()
+    multi = distributed.is_multiprocess()
+    if multi:
+        distributed.assert_same_everywhere((jax.random.key_data(key), hparams), "run_grid inputs")
+    keys = jax.random.split(key, num_seeds)
+    keys = jnp.broadcast_to(keys, (num_hparams, num_seeds))
+    hparams = jax.tree.map(jnp.asarray, hparams)
+    devices = jax.devices()
+    tiling = grid_mesh_shape(num_hparams, num_seeds, len(devices))
+    if shard and len(devices) > 1 and (tiling is not None or multi):
+        if tiling is None:
+            raise ValueError(
+                f"a {num_hparams} x {num_seeds} grid cannot be tiled evenly over {len(devices)} "
+                "devices; change the number of seeds"
+            )
+        mesh = jax.sharding.Mesh(np.asarray(devices).reshape(tiling), ("hparam", "seed"))
+        spec = jax.sharding.PartitionSpec
+        keys = distributed.put_global(
+            keys, jax.sharding.NamedSharding(mesh, spec("hparam", "seed"))
+        )
+        hparams = jax.tree.map(
+            lambda x: distributed.put_global(
+                x, jax.sharding.NamedSharding(mesh, spec("hparam", *[None] * (x.ndim - 1)))
+            ),
+            hparams,
+        )
+        if multi:
+            args = distributed.replicate(args, mesh)
+    shared = [None] * len(args)
+    over_seeds = jax.vmap(train, in_axes=(0, None, *shared))
+    states, metrics = jax.jit(jax.vmap(over_seeds, in_axes=(0, 0, *shared)))(keys, hparams, *args)
+    metrics = _to_host(metrics)
     progress = getattr(train, "progress", None)
     if progress is not None:
         progress.close()
     if check and "check/nonfinite_step" in metrics:
-        check_finite(metrics, **getattr(train, "nonfinite_wording", {}))
+        steps = distributed.gather(metrics["check/nonfinite_step"])
+        for h in range(num_hparams):
+            _check({"check/nonfinite_step": steps[h]}, True, {}, f"hyperparameter setting {h}")
     return states, metrics
 
 
@@ -262,6 +396,11 @@ def run_periods(
     Returns:
       ``(final carries [num_seeds, ...], metrics {name: [num_seeds, num_periods]})``.
     """
+    if distributed.is_multiprocess():
+        raise ValueError(
+            "run_periods runs on one process (it fetches every period's rows to the host); with "
+            "several processes use run_seeds(make_train_fn(loop, num_periods), ...)"
+        )
     keys = jax.random.split(key, num_seeds)
     if shard and len(jax.devices()) > 1 and num_seeds % len(jax.devices()) == 0:
         keys = shard_seeds(keys)
