@@ -29,8 +29,8 @@
 # notebook). Then either set `PURERL_REPO_URL` in the first code cell to your repository's git URL
 # (the cell clones it), or upload the repository folder to `/content/purerl`. Choose a GPU runtime
 # (Runtime > Change runtime type): the first cell installs purerl with the `cuda` extra on a GPU,
-# `tpu` on a TPU, and prints the devices JAX uses. The default sizes take a few minutes on a Colab
-# GPU; `TINY = True` runs in seconds (CI runs it that way).
+# `tpu` on a TPU, and prints the devices JAX uses. The default sizes are meant for a Colab GPU
+# (minutes; not timed there yet); `TINY = True` runs in a minute or two on a CPU, as CI runs it.
 #
 # Outside Colab, run it where purerl is installed (`pip install -e .` in a clone, see README.md).
 
@@ -74,7 +74,7 @@ print("JAX", jax.__version__, "on", jax.devices())
 
 # %% tags=["parameters"]
 # Parameters (papermill's "parameters" cell). The defaults are a meaningful run on a Colab GPU.
-TINY = False  # True: a seconds-long smoke run (CI sets PURERL_NOTEBOOK_TINY=1, read below)
+TINY = False  # True: the CI size, a minute or two on a CPU (CI sets PURERL_NOTEBOOK_TINY=1)
 ENV = "inverted_double_pendulum"  # an env with an expert recipe (purerl.datasets.PRESETS)
 EXPERT_PRESET = None  # None: the recipe of PRESETS[ENV], cached (~/.cache/purerl/experts)
 LEVEL = "expert"  # random, medium, medium-replay, medium-expert or expert
@@ -209,6 +209,9 @@ for label, (module, overrides) in AGENTS.items():
             steps = PRETRAIN_STEPS or getattr(module.Config(), name)
             given[name] = math.ceil(steps / eval_every) * eval_every
     config = module.Config(**given)
+    if getattr(config, "auto_reward_scale", False) and np.ptp(ds.rewards) == 0:
+        # a constant reward (inverted_pendulum: 1 per step) has no 1 / (max r - min r) scale
+        config = dataclasses.replace(config, auto_reward_scale=False, reward_shift=None)
     if hasattr(module, "prepare"):  # dataset-dependent settings (TD3-CVAE's reward scale)
         config = module.prepare(config, ds)
     pretrain[label] = getattr(config, "cvae_steps", 0) + getattr(config, "sarsa_steps", 0)

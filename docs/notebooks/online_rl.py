@@ -27,8 +27,8 @@
 # notebook). Then either set `PURERL_REPO_URL` in the first code cell to your repository's git URL
 # (the cell clones it), or upload the repository folder to `/content/purerl`. Choose a GPU runtime
 # (Runtime > Change runtime type): the first cell installs purerl with the `cuda` extra on a GPU,
-# `tpu` on a TPU, and prints the devices JAX uses. The default sizes take a few minutes on a Colab
-# GPU; `TINY = True` runs in seconds (CI runs it that way).
+# `tpu` on a TPU, and prints the devices JAX uses. The default sizes are meant for a Colab GPU
+# (minutes; not timed there yet); `TINY = True` runs in a minute or two on a CPU, as CI runs it.
 #
 # Outside Colab, run it where purerl is installed (`pip install -e .` in a clone, see README.md).
 
@@ -72,7 +72,7 @@ print("JAX", jax.__version__, "on", jax.devices())
 
 # %% tags=["parameters"]
 # Parameters (papermill's "parameters" cell). The defaults are a meaningful run on a Colab GPU.
-TINY = False  # True: a seconds-long smoke run (CI sets PURERL_NOTEBOOK_TINY=1, read below)
+TINY = False  # True: the CI size, a minute or two on a CPU (CI sets PURERL_NOTEBOOK_TINY=1)
 ENV = "inverted_pendulum"  # a brax env (`purerl envs`); brax's generalized backend by default
 SEEDS = 5  # seeds per agent, vmapped in one program
 EVAL_EPISODES = 10  # deterministic evaluation episodes per evaluation
