@@ -79,6 +79,9 @@ if "google.colab" in sys.modules:
 import jax
 
 print("JAX", jax.__version__, "on", jax.devices())
+if "google.colab" in sys.modules and extra == "[cuda]" and jax.default_backend() == "cpu":
+    print("JAX sees no GPU: the cuda extra installs JAX's CUDA 13 wheels, which need a driver that")
+    print("supports CUDA 13 (nvidia-smi above shows the driver's CUDA version)")
 
 # %% tags=["parameters"]
 # Parameters (papermill's "parameters" cell). The defaults are a meaningful run on a Colab GPU:
