@@ -171,6 +171,10 @@ def test_mkdocs_build_strict(tmp_path):
 
     for page in ("index.html", "getting-started/index.html", "agents/td3/index.html"):
         assert (site / page).is_file(), page
+    # The notebooks as pages (mkdocs-jupyter, not executed), each with its .ipynb to download.
+    for notebook in (ROOT / "docs" / "notebooks").glob("*.ipynb"):
+        page = site / "notebooks" / notebook.stem
+        assert (page / "index.html").is_file() and (page / notebook.name).is_file(), notebook.name
     for package in PACKAGES:
         html = (site / "api" / package / "index.html").read_text()
         assert f'id="purerl.{package}' in html, package  # objects rendered from the docstrings
