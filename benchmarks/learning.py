@@ -122,9 +122,17 @@ def summary() -> None:
         mean, half, n = plots.final_ci(metrics)
         best = metrics["eval/return"].mean(0).max()
         wall = cfg.get("wall_time_s", float("nan"))
+        # A run recorded before issue 13 has no field of the defaults that issue added.
+        current = {"normalize_observations", "double"} & set(cfg["agent_config"])
+        if cfg["agent"] == "ppo":
+            current = True  # PPO's defaults did not change
+        if not current:
+            name_cell = f"{name} (not rerun: old defaults)"
+        else:
+            name_cell = name
         cmd = "purerl train " + " ".join(shlex.quote(a) for a in argv) + f" --seeds {n}"
         lines.append(
-            f"| {name} | {int(metrics['env_steps'][0, -1]):,} | {n} | "
+            f"| {name_cell} | {int(metrics['env_steps'][0, -1]):,} | {n} | "
             f"{plots.format_ci(mean, half, 1, envs.return_bounds(env))} | {best:.1f} | "
             f"{_before(before, name)} | {wall:.0f} | "
             f"{PUBLISHED.get(env, '')} "
