@@ -12,11 +12,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from purerl.core import rewarder as rewarding
+from purerl.core.divergence import (  # noqa: F401  (re-exported: loops.common.Diverged ...)
+    CAUSES,
+    Checks,
+    Diverged,
+    NonFiniteError,
+    check_finite,
+    first_code,
+    leaf_names,
+    nonfinite_code,
+    record_bad,
+)
 from purerl.core.types import EnvSpec, Metrics, Rewarder, Transition
-
-
-class NonFiniteError(FloatingPointError):
-    """NaN or inf appeared in observations or rewards (or the agent's metrics) during a run."""
 
 
 def first_nonfinite(tree: Any) -> jax.Array:
@@ -28,23 +35,6 @@ def first_nonfinite(tree: Any) -> jax.Array:
 def update_bad_step(bad_step: jax.Array, is_bad: jax.Array, step: jax.Array) -> jax.Array:
     """Keep the first step at which something went non-finite (-1 while none)."""
     return jnp.where((bad_step < 0) & (is_bad > 0), step, bad_step)
-
-
-def check_finite(
-    metrics: dict[str, Any], what: str = "observation or reward", unit: str = "env step"
-) -> None:
-    """Raise :class:`NonFiniteError` naming the seed and env step where a run first saw NaN/inf.
-
-    ``metrics["check/nonfinite_step"]`` is ``[num_periods]`` for one seed or ``[seeds, periods]``.
-    """
-    steps = np.asarray(metrics["check/nonfinite_step"])
-    steps = steps.reshape(-1, steps.shape[-1])[:, -1]
-    for seed, step in enumerate(steps):
-        if step >= 0:
-            raise NonFiniteError(
-                f"NaN or inf in the {what} first at {unit} {int(step)} of seed {seed} "
-                f"(the run froze its state there; fix the env/data or set on_nonfinite='ignore')"
-            )
 
 
 class Progress:
@@ -143,7 +133,8 @@ def run_seeds(
     if progress is not None:
         progress.close()
     if check and "check/nonfinite_step" in metrics:
-        check_finite(metrics, **getattr(train, "nonfinite_wording", {}))
+        wording = getattr(train, "nonfinite_wording", {})
+        check_finite(metrics, **wording, checks=getattr(train, "checks", None))
     return states, metrics
 
 
@@ -200,25 +191,41 @@ def env_step_stats(
     r_carry: RewarderCarry | None,
     mode: str,
     weight: float,
-) -> tuple[RewarderCarry | None, Transition, dict, tuple]:
+    checks: Checks,
+) -> tuple[RewarderCarry | None, Transition, dict, jax.Array]:
     """What the online and on-policy loops do after each env step of ``num_envs`` envs: episode
     stats from the env state's info (``episodes``, ``return_sum``), the rewarder applied
-    (:func:`reward_step`; adds ``rewarder_return_sum`` and ``reward_metrics``), and the arrays to
-    check for non-finite values (observation, env reward, and the combined reward with a rewarder).
+    (:func:`reward_step`; adds ``rewarder_return_sum`` and ``reward_metrics``), and the check for
+    non-finite values of the observation and env reward (cause "env") and, with a rewarder, the
+    reward the agent learns from (cause "rewarder").
 
-    Returns ``(r_carry, transition, stats, checked)``; without a rewarder ``r_carry`` and
-    ``transition`` come back unchanged.
+    Returns ``(r_carry, transition, stats, code)`` (``code``: :meth:`Checks.code`, -1 if all
+    finite); without a rewarder ``r_carry`` and ``transition`` come back unchanged.
     """
     done = state.info["episode_done"]
     stats = {"episodes": jnp.sum(done), "return_sum": jnp.sum(done * state.info["last_return"])}
-    checked = (state.obs, state.reward)
+    code = checks.code("env", {"observation": state.obs, "env reward": state.reward}, "env")
     if rewarder is not None:
         r_carry, transition, finished, r_metrics = reward_step(
             rewarder, r_carry, transition, mode, weight
         )
         stats.update(rewarder_return_sum=finished, reward_metrics=r_metrics)
-        checked = (*checked, transition.reward)
-    return r_carry, transition, stats, checked
+        r_code = checks.code(
+            "rewarder", {"reward with the rewarder's": transition.reward}, "rewarder"
+        )
+        code = first_code(code, r_code)
+    return r_carry, transition, stats, code
+
+
+def update_code(checks: Checks, metrics: Metrics, agent: Any, r_state: Any, cause: str):
+    """The :meth:`Checks.code` of an update's outcome: its metrics (losses first, as named), then
+    every floating-point leaf of the agent's new state (parameters, optimizer and normalizer
+    state), then the rewarder's new state."""
+    return first_code(
+        checks.code("update metrics", metrics, cause, "update metric "),
+        checks.code("agent state", agent, cause, "agent state "),
+        checks.code("rewarder state", r_state, "rewarder", "rewarder state "),
+    )
 
 
 def merge_metrics(agent: Metrics, rewarder: Metrics, owner: str) -> Metrics:
@@ -322,6 +329,8 @@ class Loop(NamedTuple):
     shared: tuple[str, ...] = ()  # carry fields equal for every seed (e.g. the iteration counter):
     #                               run_periods passes them unbatched, so branches on them stay
     #                               real ``lax.cond`` branches under vmap instead of selects
+    checks: Checks | None = None  # names of the NaN/inf codes in check/nonfinite_what (filled
+    #                               when the loop is traced), for check_finite
 
 
 def make_train_fn(loop: Loop, num_periods: int) -> Callable[[jax.Array], tuple[Any, dict]]:
@@ -332,6 +341,7 @@ def make_train_fn(loop: Loop, num_periods: int) -> Callable[[jax.Array], tuple[A
         return loop.run(loop.init(key), num_periods)
 
     train.progress = loop.progress
+    train.checks = loop.checks
     return train
 
 
@@ -366,6 +376,7 @@ def period_row(
     env_steps: jax.Array,
     bad_step: jax.Array | None,
     callback,
+    bad_what: jax.Array | None = None,
 ) -> dict:
     """One metrics row at the end of a period: deterministic evaluation, training-episode stats and
     the mean of the update metrics over the iterations that learned (NaN if none did).
@@ -375,6 +386,7 @@ def period_row(
         also ``"rewarder_return_sum": [I]`` and ``"reward_metrics": {name: [I]}``.
       metrics: update metrics ``[I]`` plus ``"learning": [I]`` (1.0 where an update ran).
       bad_step: first non-finite env step (reported as ``check/nonfinite_step``), or None.
+      bad_what: the :class:`Checks` code of what went non-finite (``check/nonfinite_what``).
     """
     from purerl.loops.evaluate import evaluate
 
@@ -411,6 +423,8 @@ def period_row(
         row.update(merge_metrics(row, reward_metrics, "the loop's rows"))
     if bad_step is not None:
         row["check/nonfinite_step"] = bad_step
+    if bad_what is not None:
+        row["check/nonfinite_what"] = bad_what
     if callback is not None:
         jax.debug.callback(callback, env_steps, row)
     return row

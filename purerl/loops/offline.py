@@ -42,14 +42,15 @@ from purerl.core.types import Algorithm, Rewarder, Transition
 from purerl.datasets import schema
 from purerl.envs.protocol import Env
 from purerl.loops.common import (
+    Checks,
     Loop,
     Progress,
-    first_nonfinite,
     freeze_on_nonfinite,
     merge_metrics,
     progress_callback,
+    record_bad,
     rewarder_key,
-    update_bad_step,
+    update_code,
 )
 from purerl.loops.evaluate import evaluate
 
@@ -63,8 +64,9 @@ class Config:
     normalize_obs: bool = True  # TD3+BC paper sec. 5 (applied to every agent alike)
     obs_norm_eps: float = 1e-3  # TD3+BC authors' code: std + 1e-3
     progress: bool = False  # stream a progress bar and metric lines out of the compiled run
-    on_nonfinite: str = "raise"  # "raise": freeze at the first NaN/inf update metric and let
-    #                              run_seeds raise naming seed and update; "ignore": carry on
+    on_nonfinite: str = "raise"  # "raise": freeze before the first update whose metrics or new
+    #                              agent state hold NaN/inf and let run_seeds raise Diverged
+    #                              naming seed, update and quantity; "ignore": carry on
 
     def __post_init__(self):
         for name in ("total_steps", "batch_size", "eval_every", "eval_episodes"):
@@ -100,7 +102,8 @@ class Carry(NamedTuple):
     agent: Any
     key: jax.Array
     step: jax.Array  # updates done, int32
-    bad_step: jax.Array  # first update whose metrics were NaN/inf, -1 if none
+    bad_step: jax.Array  # first update whose metrics or new state were NaN/inf, -1 if none
+    bad_what: jax.Array  # what went non-finite then (a code of Loop.checks), -1 if none
     rewarder: Any = None  # the rewarder's state (None without a rewarder)
 
 
@@ -149,6 +152,7 @@ def make_train(
         return loop.run(loop.init(key), config.num_evals, data)
 
     train.progress = loop.progress
+    train.checks = loop.checks
     train.nonfinite_wording = {"what": "agent's losses or metrics", "unit": "update"}
     return train
 
@@ -193,6 +197,7 @@ def make_loop(
         callback, config.progress, config.total_steps, spec.name or "offline"
     )
     raise_mode = config.on_nonfinite == "raise"
+    checks = Checks()
 
     def update(carry: Carry, data: Data):
         def live(carry):
@@ -218,8 +223,18 @@ def make_loop(
                 )
                 metrics = merge_metrics(metrics, r_metrics, "offline loop")
             step = carry.step + 1
-            bad = update_bad_step(carry.bad_step, first_nonfinite(metrics), step)
-            return Carry(agent, key, step, bad, r_state), metrics
+            if not raise_mode:
+                return carry._replace(agent=agent, key=key, step=step, rewarder=r_state), metrics
+            # An update whose metrics or new state hold NaN/inf is not kept: the run freezes with
+            # the agent (and rewarder) it had before it, and outputs zeros from it on.
+            code = update_code(checks, metrics, agent, r_state, "data")
+            bad, what = record_bad(carry.bad_step, carry.bad_what, code, step)
+            diverged = bad >= 0
+            keep = lambda old, x: jnp.where(diverged, old, x)  # noqa: E731
+            agent = jax.tree.map(keep, carry.agent, agent)
+            r_state = jax.tree.map(keep, carry.rewarder, r_state)
+            metrics = jax.tree.map(lambda x: jnp.where(diverged, jnp.zeros_like(x), x), metrics)
+            return Carry(agent, key, step, bad, what, r_state), metrics
 
         return freeze_on_nonfinite(live, carry, raise_mode)
 
@@ -244,6 +259,7 @@ def make_loop(
             row["eval/normalized"] = schema.normalized_score(row["eval/return"], *ref_scores)
         if raise_mode:
             row["check/nonfinite_step"] = carry.bad_step
+            row["check/nonfinite_what"] = carry.bad_what
         if callback is not None:
             jax.debug.callback(callback, carry.step, row)
         return carry._replace(key=key), row
@@ -261,6 +277,7 @@ def make_loop(
             key=key,
             step=jnp.zeros((), jnp.int32),
             bad_step=jnp.full((), -1, jnp.int32),
+            bad_what=jnp.full((), -1, jnp.int32),
             rewarder=r_state,
         )
 
@@ -268,7 +285,8 @@ def make_loop(
         check_data(data, spec)
         return jax.lax.scan(lambda c, _: period(c, data), carry, None, num_periods)
 
-    return Loop(init=init, run=run, progress=callback if isinstance(callback, Progress) else None)
+    progress = callback if isinstance(callback, Progress) else None
+    return Loop(init=init, run=run, progress=progress, checks=checks)
 
 
 def check_data(data: Data, spec) -> None:

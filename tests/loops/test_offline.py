@@ -13,6 +13,7 @@ from purerl.core.types import Algorithm
 from purerl.datasets import io
 from purerl.datasets.schema import DatasetError, validate
 from purerl.loops import common, offline, writers
+from tests.loops.blowup import blows_up
 
 ENV = envs.make("point_mass")
 
@@ -115,6 +116,23 @@ def test_nonfinite_metrics_raise(dataset):
         common.run_seeds(train, jax.random.key(0), 1, args=(data,))
 
 
+@pytest.mark.parametrize(
+    "where, quantity", [("param", "agent state w"), ("loss", "update metric loss/toy")]
+)
+def test_diverged_update_is_not_kept_and_named(dataset, where, quantity):
+    """Issue 20: only metrics were checked, after the bad update's state was kept (a NaN parameter
+    with finite metrics was never caught). The 3rd update blows up: the run keeps the agent of the
+    2nd and the error names the update and the quantity."""
+    data = offline.prepare_data(dataset, CONFIG)
+    train = offline.make_train(blows_up(ENV.spec, at=3, where=where), ENV, CONFIG)
+    carry, m = common.run_seeds(train, jax.random.key(0), 1, args=(data,), check=False)
+    with pytest.raises(common.Diverged, match=f"in {quantity} first at update 3 of seed 0") as e:
+        common.check_finite(m, "", "update", checks=train.checks)
+    assert e.value.cause == "data"  # agent hyperparameters or the data's scale
+    np.testing.assert_array_equal(carry.agent["updates"], [2])
+    np.testing.assert_array_equal(carry.agent["w"], [[2.0, 2.0]])
+
+
 def test_bad_inputs(dataset):
     with pytest.raises(DatasetError, match="fewer than batch_size"):
         offline.prepare_data(dataset, offline.Config(batch_size=5000))
@@ -147,13 +165,14 @@ def test_cli_train_offline(dataset, tmp_path, capsys):
     metrics = writers.read_csv(os.path.join(out, "metrics.csv"))
     assert metrics["updates"].shape == (2, 10) and "eval/normalized" in metrics
     assert os.path.exists(os.path.join(out, "curve.png"))
-    code = cli.main(["train-offline", "ppo", "--dataset", path, "--steps", "10", "--out", out])
+    other = str(tmp_path / "other")  # `out` is not empty now
+    code = cli.main(["train-offline", "ppo", "--dataset", path, "--steps", "10", "--out", other])
     assert code == 2 and "on-policy" in capsys.readouterr().err
     bare = validate(dataset.arrays(), {"max_episode_steps": 100})
     io.save(str(tmp_path / "bare.npz"), bare)
     code = cli.main(
         ["train-offline", "bc", "--dataset", str(tmp_path / "bare.npz"), "--steps", "10"]
-        + ["--out", out]
+        + ["--out", other]
     )
     assert code == 2 and "--env" in capsys.readouterr().err
 
