@@ -51,6 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purerl import agents, datasets, envs
+from purerl.core import jsonio
 from purerl.core.types import Algorithm, Transition
 from purerl.datasets import io, registry
 from purerl.datasets.registry import LEVELS, PRESETS, ExpertPreset
@@ -316,7 +317,7 @@ def train_expert(
     )
     os.makedirs(out_dir, exist_ok=True)
     checkpoint.save(os.path.join(out_dir, "policies"), states, overwrite=True)
-    io.atomic_write_text(os.path.join(out_dir, "expert.json"), json.dumps(info, indent=2))
+    jsonio.write(os.path.join(out_dir, "expert.json"), info)
     return info
 
 
