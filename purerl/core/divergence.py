@@ -112,8 +112,12 @@ class Checks:
         self.causes: list[str] = []
         self.sites: dict[str, tuple[int, int]] = {}
 
-    def code(self, site: str, tree: Any, cause: str, prefix: str = "") -> jax.Array:
-        names = leaf_names(tree, prefix)
+    def code(
+        self, site: str, tree: Any, cause: str, prefix: str = "", suffix: str = ""
+    ) -> jax.Array:
+        """int32 code of the first NaN/inf leaf of ``tree`` (-1: all finite); the leaves are named
+        ``prefix + path + suffix`` and blamed on ``cause`` (a key of :data:`CAUSES`)."""
+        names = [n + suffix for n in leaf_names(tree, prefix)]
         if site not in self.sites:
             self.sites[site] = (len(self.names), len(names))
             self.names += names

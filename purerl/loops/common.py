@@ -25,6 +25,9 @@ from purerl.core.divergence import (  # noqa: F401  (re-exported: loops.common.D
 )
 from purerl.core.types import EnvSpec, Metrics, Rewarder, Transition
 
+# How a state leaf is named in Diverged's message: found at a period's end, not at its exact step.
+PERIOD_NOTE = " (checked at the end of each period)"
+
 
 def first_nonfinite(tree: Any) -> jax.Array:
     """1.0 if any leaf of ``tree`` holds NaN or inf, else 0.0 (inside jit)."""
@@ -217,15 +220,34 @@ def env_step_stats(
     return r_carry, transition, stats, code
 
 
-def update_code(checks: Checks, metrics: Metrics, agent: Any, r_state: Any, cause: str):
-    """The :meth:`Checks.code` of an update's outcome: its metrics (losses first, as named), then
-    every floating-point leaf of the agent's new state (parameters, optimizer and normalizer
-    state), then the rewarder's new state."""
-    return first_code(
-        checks.code("update metrics", metrics, cause, "update metric "),
-        checks.code("agent state", agent, cause, "agent state "),
-        checks.code("rewarder state", r_state, "rewarder", "rewarder state "),
+def metrics_code(checks: Checks, metrics: Metrics, cause: str) -> jax.Array:
+    """The :meth:`Checks.code` of an update's metrics (its losses): checked every iteration, one
+    ``isfinite`` per scalar."""
+    return checks.code("update metrics", metrics, cause, "update metric ")
+
+
+def revert_nonfinite_state(
+    checks: Checks, start: tuple[Any, Any], end: tuple[Any, Any], cause: str
+) -> tuple[Any, Any, jax.Array]:
+    """The period-end check of the agent's state and the rewarder's: every floating-point leaf
+    (parameters, optimizer and normalizer state) is checked once per period, not every iteration
+    (measured: one ``isfinite`` reduction per leaf per iteration cost up to a third of a tiny run's
+    steps/s). If any is NaN/inf, both go back to ``start``, the states at the period's start (the
+    last ones known finite).
+
+    Args:
+      start, end: ``(agent, rewarder_state)`` at the start and the end of the period.
+
+    Returns:
+      ``(agent, rewarder_state, code)``: ``end``'s, or ``start``'s with ``code >= 0`` naming the
+      first non-finite leaf.
+    """
+    code = first_code(
+        checks.code("agent state", end[0], cause, "agent state ", PERIOD_NOTE),
+        checks.code("rewarder state", end[1], "rewarder", "rewarder state ", PERIOD_NOTE),
     )
+    keep = lambda old, x: jnp.where(code >= 0, old, x)  # noqa: E731
+    return jax.tree.map(keep, start[0], end[0]), jax.tree.map(keep, start[1], end[1]), code
 
 
 def merge_metrics(agent: Metrics, rewarder: Metrics, owner: str) -> Metrics:

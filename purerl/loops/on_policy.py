@@ -42,11 +42,12 @@ from purerl.loops.common import (
     init_rewarder,
     make_train_fn,
     merge_metrics,
+    metrics_code,
     period_row,
     progress_callback,
     record_bad,
+    revert_nonfinite_state,
     rewarder_key,
-    update_code,
 )
 
 
@@ -217,10 +218,9 @@ def make_loop(
                 learning = carry.bad_step < 0
                 before = carry
                 carry, metrics = jax.lax.cond(learning, learn, skip, carry, batch)
-                # An update whose metrics or new state are NaN/inf is undone: the run freezes with
-                # the agent (and rewarder) it had before that update.
-                r_state = None if carry.rewarder is None else carry.rewarder.state
-                code = update_code(checks, metrics, carry.agent, r_state, "agent")
+                # An update whose metrics are NaN/inf is undone: the run freezes with the agent
+                # (and rewarder) it had before that update. The states are checked per period.
+                code = metrics_code(checks, metrics, "agent")
                 env_steps = (carry.iteration + 1) * config.steps_per_iteration
                 bad_step, bad_what = record_bad(carry.bad_step, carry.bad_what, code, env_steps)
                 diverged = learning & (bad_step >= 0)
@@ -242,7 +242,23 @@ def make_loop(
         return freeze_on_nonfinite(live, carry, config.on_nonfinite == "raise")
 
     def period(carry: Carry, _):
+        start = carry
         carry, (stats, metrics) = jax.lax.scan(iteration, carry, None, config.iterations_per_eval)
+        if config.on_nonfinite == "raise":
+            # Agent and rewarder state are checked once per period (cheap); a NaN/inf there sends
+            # both back to the period's start and freezes the run from the period's end on.
+            r_start = None if rewarder is None else start.rewarder.state
+            r_end = None if rewarder is None else carry.rewarder.state
+            agent, r_state, code = revert_nonfinite_state(
+                checks, (start.agent, r_start), (carry.agent, r_end), "agent"
+            )
+            bad_step, bad_what = record_bad(
+                carry.bad_step, carry.bad_what, code, carry.iteration * config.steps_per_iteration
+            )
+            r_carry = None if rewarder is None else carry.rewarder._replace(state=r_state)
+            carry = carry._replace(
+                agent=agent, rewarder=r_carry, bad_step=bad_step, bad_what=bad_what
+            )
         key, eval_key = jax.random.split(carry.key)
         row = period_row(
             algo,

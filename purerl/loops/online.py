@@ -43,11 +43,12 @@ from purerl.loops.common import (
     init_rewarder,
     make_train_fn,
     merge_metrics,
+    metrics_code,
     period_row,
     progress_callback,
     record_bad,
+    revert_nonfinite_state,
     rewarder_key,
-    update_code,
 )
 
 
@@ -276,7 +277,8 @@ def make_loop(
         before that step (no update ever sees the NaN) and it outputs zeros. Likewise from the
         iteration whose updates give a non-finite metric (a loss) or agent/rewarder state (the
         parameters): agent, env and rewarder state stay as they were before that iteration (the
-        replay buffer keeps the iteration's own, finite, transitions). The freeze is applied
+        replay buffer keeps the iteration's own, finite, transitions); the states themselves are
+        checked at the period's end (:func:`period`). The freeze is applied
         leaf by leaf to the small parts of the carry (and as a masked write to the buffer) rather
         than as one ``lax.cond`` over the carry: under ``vmap`` a cond on a per-seed predicate
         becomes a select of both branches, i.e. a copy of the whole replay buffer per iteration.
@@ -299,7 +301,7 @@ def make_loop(
         key, agent, r_state, metrics = jax.lax.cond(
             learning, learn, wait, stepped.agent, r_state, stepped.key
         )
-        code = update_code(checks, metrics, agent, r_state, "agent") if check else None
+        code = metrics_code(checks, metrics, "agent") if check else None
         metrics = {**metrics, "learning": learning.astype(jnp.float32)}
         r_carry = None if stepped.rewarder is None else stepped.rewarder._replace(state=r_state)
         new = stepped._replace(agent=agent, rewarder=r_carry, key=key)
@@ -319,7 +321,23 @@ def make_loop(
         return new._replace(iteration=carry.iteration + 1), outputs
 
     def period(carry: Carry, _):
+        start = carry
         carry, (stats, metrics) = jax.lax.scan(iteration, carry, None, config.iterations_per_eval)
+        if config.on_nonfinite == "raise":
+            # Agent and rewarder state are checked once per period (cheap); a NaN/inf there sends
+            # both back to the period's start and freezes the run from the period's end on.
+            r_start = None if rewarder is None else start.rewarder.state
+            r_end = None if rewarder is None else carry.rewarder.state
+            agent, r_state, code = revert_nonfinite_state(
+                checks, (start.agent, r_start), (carry.agent, r_end), "agent"
+            )
+            bad_step, bad_what = record_bad(
+                carry.bad_step, carry.bad_what, code, carry.iteration * n_envs
+            )
+            r_carry = None if rewarder is None else carry.rewarder._replace(state=r_state)
+            carry = carry._replace(
+                agent=agent, rewarder=r_carry, bad_step=bad_step, bad_what=bad_what
+            )
         key, eval_key = jax.random.split(carry.key)
         row = period_row(
             algo,

@@ -39,9 +39,10 @@ Output of ``train(key, *init_args) -> (final_state, metrics)``: ``metrics`` is a
 * every key of ``evaluate_fn``'s metrics, evaluated on the state at the end of the period;
 * ``loop/updates``: the number of updates done when the row was taken (int32);
 * with ``on_nonfinite="raise"`` (the default) ``check/nonfinite_step`` and ``check/nonfinite_what``:
-  the first update whose metrics or new state held NaN/inf (-1 if none) and a code of
-  ``train.checks`` naming the quantity. That update is undone and the run freezes there (its rows
-  repeat the frozen state's evaluation); :func:`purerl.loops.common.check_finite` (called by
+  the first update whose metrics held NaN/inf, or the end of the first period whose final state
+  did (-1 if none), and a code of ``train.checks`` naming the quantity. That update is undone (a
+  non-finite state goes back to the period's start) and the run freezes there (its rows repeat
+  the frozen state's evaluation); :func:`purerl.loops.common.check_finite` (called by
   ``run_seeds``) raises :class:`purerl.loops.common.Diverged` naming run, update and quantity.
 
 Everything is traceable: ``jax.vmap(train)`` over keys runs seeds in parallel in one compile, and a
@@ -62,7 +63,13 @@ import jax
 import jax.numpy as jnp
 
 from purerl.core.types import Algorithm, Metrics
-from purerl.loops.common import Checks, Progress, record_bad, update_code
+from purerl.loops.common import (
+    Checks,
+    Progress,
+    metrics_code,
+    record_bad,
+    revert_nonfinite_state,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,13 +164,14 @@ def make_train(
     checks = Checks()
 
     def scan_body(carry: tuple, step: jax.Array) -> tuple[tuple, tuple[Metrics, jax.Array]]:
-        """One update; with ``check``, an update whose metrics or new state hold NaN/inf is undone,
-        and so is every later one (the run freezes before it; its metrics output zeros)."""
+        """One update; with ``check``, an update whose metrics hold NaN/inf is undone, and so is
+        every later one (the run freezes before it; its metrics output zeros). The state itself
+        is checked at the period's end (:func:`period`)."""
         state, bad_step, bad_what = carry
         new, metrics = algo.update(state, None)
         if not check:
             return (new, bad_step, bad_what), (metrics, jnp.ones((), bool))
-        code = update_code(checks, metrics, new, None, "agent")
+        code = metrics_code(checks, metrics, "agent")
         bad_step, bad_what = record_bad(bad_step, bad_what, code, step)
         ok = bad_step < 0
         new = jax.tree.map(lambda old, x: jnp.where(ok, x, old), state, new)
@@ -211,6 +219,13 @@ def make_train(
             inner, row = run_updates(inner)
             updates = carry.updates + config.eval_every
         state, bad_step, bad_what, _ = inner
+        if check:
+            # The state is checked once per period (cheap); a NaN/inf there sends it back to the
+            # period's start and freezes the run from the period's end on.
+            state, _, code = revert_nonfinite_state(
+                checks, (carry.state, None), (state, None), "agent"
+            )
+            bad_step, bad_what = record_bad(bad_step, bad_what, code, updates)
         key, eval_key = jax.random.split(carry.key)
         row.update(evaluate(state, eval_key))
         row["loop/updates"] = updates

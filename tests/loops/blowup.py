@@ -2,9 +2,9 @@
 each loop compiles in seconds).
 
 Its state is ``{"updates": int32, "w": float32 [2]}``; ``update`` adds 1 to ``w`` and reports
-``loss/toy = sum(w)``. At update ``at`` (1-based) it goes non-finite: ``where="param"`` makes
-``w`` NaN (the metrics of that update stay finite), ``where="loss"`` makes ``loss/toy`` inf (the
-state stays finite). Works for batches of any shape (online ``[B]``, on-policy ``[T, E]``,
+``loss/toy = 1``. At update ``at`` (1-based) it goes non-finite: ``where="param"`` makes ``w``
+NaN from then on (no metric ever shows it: only a check of the state finds it),
+``where="loss"`` makes that update's ``loss/toy`` inf (the state stays finite). Works for batches of any shape (online ``[B]``, on-policy ``[T, E]``,
 offline ``[B]``) and for the self-sampling loop's ``update(state, None)``.
 """
 
@@ -31,7 +31,7 @@ def blows_up(spec, at: int, where: str = "param") -> Algorithm:
         updates = state["updates"] + 1
         bad = updates == at
         w = state["w"] + 1.0
-        loss = jnp.sum(w)
+        loss = jnp.ones((), jnp.float32)
         if where == "param":
             w = jnp.where(bad, jnp.nan, w)
         else:

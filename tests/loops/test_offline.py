@@ -117,20 +117,25 @@ def test_nonfinite_metrics_raise(dataset):
 
 
 @pytest.mark.parametrize(
-    "where, quantity", [("param", "agent state w"), ("loss", "update metric loss/toy")]
+    "where, at, step, kept",
+    [("loss", 3, 3, 2), ("param", 23, 40, 20)],  # a parameter: found at the period's end (40)
 )
-def test_diverged_update_is_not_kept_and_named(dataset, where, quantity):
-    """Issue 20: only metrics were checked, after the bad update's state was kept (a NaN parameter
-    with finite metrics was never caught). The 3rd update blows up: the run keeps the agent of the
-    2nd and the error names the update and the quantity."""
+def test_diverged_update_is_not_kept_and_named(dataset, where, at, step, kept):
+    """Issue 20: only metrics were checked, after the bad update's state was kept, and a NaN
+    parameter with finite metrics was never caught. An inf loss at update 3: the run keeps the
+    agent of update 2. A NaN parameter at update 23: the period-end state check (updates 21-40)
+    sends the agent back to the period's start, update 20."""
     data = offline.prepare_data(dataset, CONFIG)
-    train = offline.make_train(blows_up(ENV.spec, at=3, where=where), ENV, CONFIG)
+    train = offline.make_train(blows_up(ENV.spec, at=at, where=where), ENV, CONFIG)
     carry, m = common.run_seeds(train, jax.random.key(0), 1, args=(data,), check=False)
-    with pytest.raises(common.Diverged, match=f"in {quantity} first at update 3 of seed 0") as e:
+    quantity = "update metric loss/toy" if where == "loss" else "agent state w"
+    with pytest.raises(
+        common.Diverged, match=f"in {quantity}.* first at update {step} of seed 0"
+    ) as e:
         common.check_finite(m, "", "update", checks=train.checks)
     assert e.value.cause == "data"  # agent hyperparameters or the data's scale
-    np.testing.assert_array_equal(carry.agent["updates"], [2])
-    np.testing.assert_array_equal(carry.agent["w"], [[2.0, 2.0]])
+    np.testing.assert_array_equal(carry.agent["updates"], [kept])
+    np.testing.assert_array_equal(carry.agent["w"], [[kept, kept]])
 
 
 def test_bad_inputs(dataset):
