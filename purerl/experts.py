@@ -58,7 +58,7 @@ from purerl.datasets.registry import LEVELS, PRESETS, ExpertPreset
 from purerl.datasets.schema import Dataset, DatasetError, validate
 from purerl.envs.protocol import Env
 from purerl.loops import checkpoint, on_policy, online
-from purerl.loops.common import NonFiniteError
+from purerl.loops.common import check_finite
 from purerl.loops.evaluate import evaluate
 
 MEDIUM_BAND = (1 / 3, 1 / 2)  # medium policy: this fraction of the expert's (normalized) return
@@ -272,9 +272,8 @@ def train_expert(
     for _ in range(loop_config.num_evals):
         carry, row = run(carry, 1)
         row = jax.device_get(row)
-        bad = np.asarray(row.get("check/nonfinite_step", [-1])).reshape(-1)[-1]
-        if bad >= 0:
-            raise NonFiniteError(f"NaN/inf at env step {int(bad)} while training the expert")
+        if "check/nonfinite_step" in row:  # Diverged naming the step and the quantity
+            check_finite(row, checks=loop.checks, runs=[f"the {env_name} expert (seed {seed})"])
         snapshots.append(carry.agent)
         steps.append(int(np.asarray(row["env_steps"]).reshape(-1)[-1]))
         returns.append(float(np.asarray(row["eval/return"]).reshape(-1)[-1]))
