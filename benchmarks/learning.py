@@ -74,13 +74,24 @@ FINDINGS = """
 
 * PPO solves brax inverted_double_pendulum: all 5 seeds at the ~9,350 ceiling after ~0.6M steps
   (5 seeds x 32 envs, 1M steps each, 6.6 minutes in total on 2 CPU cores including compilation).
+* Issue 13's defaults (observation normalization in SAC and TD3; double Q and 3-step returns in
+  DQN) raised every rerun row's final mean (2026-12-08 rerun; `before` column = 2026-11-25):
+  halfcheetah SAC 480 -> 1,277 and TD3 91 -> 391 at 50k steps; inverted_double_pendulum SAC
+  858 -> 1,154 and TD3 657 -> 918 at 30k; cart-pole DQN 94 -> 262 and Munchausen DQN 100 -> 309 at
+  50k. One run per row before and after (5 seeds each), so each change is one paired comparison of
+  seed means, not a per-seed paired test, and every rerun row's 95% interval still overlaps its
+  `before` interval: the evidence is a consistent direction across six rows, not a significant
+  gain on any one of them. The reacher and 100k-step rows were not rerun
+  this time (CPU budget) and are marked so.
 * TD3 and SAC learn on every task but, at 30k-100k steps with 64x64 networks, end far from what the
   papers report at 1M steps on gym MuJoCo (different physics as well, so the gap is not a measured
   shortfall of the implementations). SAC is ahead of TD3 on all three envs at equal budgets.
-* DQN and Munchausen DQN reach best seed-mean returns of ~190 on cart-pole within 50k steps but
-  oscillate (final ~95-100); the Munchausen advantage reported on Atari is not visible at this scale.
+* DQN and Munchausen DQN still do not hold the cart-pole cap at 50k steps with 64x64 networks (the
+  sanity suite's 256x256 defaults reach 500 on every seed within 100k steps,
+  `benchmarks/results/sanity.md`); the Munchausen advantage reported on Atari is not visible here.
 * Wall times include compilation and, for some runs, other jobs sharing the 2 cores (idp-sac-100k
-  ran beside the test suite); treat them as upper bounds.
+  ran beside the test suite; the 2026-12-08 reruns ran beside other jobs at load 5-11, e.g.
+  halfcheetah-sac 2,094 s against 644 s before); treat them as upper bounds.
 * brax action convention matters: mapping the agent's [-1, 1] onto inverted_pendulum's wider
   ctrl_range [-3, 3] stalled TD3/SAC near a return of 60 (a PD controller balances only at small
   gains); purerl now feeds [-1, 1] to brax as brax's own trainers do (docs/design.md).
