@@ -110,7 +110,6 @@ def command(name: str, seeds: int) -> list[str]:
         "--no-checkpoint",
         "--out",
         os.path.join(OUT, name),
-        "--overwrite",  # a rerun replaces the run of the same name
     ]
 
 

@@ -2,8 +2,6 @@
 
 from purerl.core import (
     compilation,
-    divergence,
-    jsonio,
     networks,
     normalization,
     optim,
@@ -35,9 +33,7 @@ __all__ = [
     "State",
     "Transition",
     "compilation",
-    "divergence",
     "fixed_update",
-    "jsonio",
     "networks",
     "normalization",
     "optim",

@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 
-from purerl.core import jsonio
 from purerl.datasets.schema import OPTIONAL, REQUIRED, Dataset, DatasetError, validate
 
 FORMATS = {".npz": "npz", ".hdf5": "hdf5", ".h5": "hdf5"}
@@ -85,7 +84,7 @@ def _json_default(value: Any) -> Any:
 
 def _metadata_json(metadata: Mapping[str, Any], path: str) -> str:
     try:
-        return jsonio.dumps(dict(metadata), indent=None, default=_json_default)
+        return json.dumps(dict(metadata), default=_json_default)
     except (TypeError, ValueError) as e:
         raise DatasetError(
             f"metadata of the dataset for {path} is not JSON-serializable: {e}"
@@ -341,9 +340,7 @@ def content_sha256(arrays: Mapping[str, np.ndarray], meta_json: str | bytes) -> 
     return digest.hexdigest()
 
 
-def _verify_sha256(
-    path: str, arrays: Mapping[str, np.ndarray], meta_json: Any, stored: Any
-) -> None:
+def _verify_sha256(path: str, arrays: Mapping[str, np.ndarray], meta_json: Any, stored: Any) -> None:
     stored = stored.decode("ascii", errors="replace") if isinstance(stored, bytes) else str(stored)
     actual = content_sha256(arrays, meta_json)
     if actual != stored:

@@ -93,9 +93,7 @@ def test_rewarder_none_is_bit_identical_to_the_loops_before_rewarders():
     want = np.load(FIXTURE)
     runs = {name: run() for name, run in identity_runs.RUNS.items()}
     got = identity_runs.flatten(runs)
-    # check/nonfinite_what came later (issue 20: the divergence guard names what went NaN/inf).
-    new = {f"{name}/metric/check/nonfinite_what" for name in ("online", "on_policy", "offline")}
-    assert set(got) - new == set(want.files)
+    assert set(got) == set(want.files)
     for k in want.files:
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
