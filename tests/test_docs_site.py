@@ -24,7 +24,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 HOOKS = DOCS / "hooks"
 FENCE = re.compile(r"```bash\n(.*?)```", re.DOTALL)
-PACKAGES = ("core", "agents", "loops", "envs", "datasets", "imitation", "alignment", "experts", "stats")
+PACKAGES = (
+    "core",
+    "agents",
+    "loops",
+    "envs",
+    "datasets",
+    "imitation",
+    "alignment",
+    "experts",
+    "stats",
+)
 
 _DOCS_TOOLS = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python", "griffe")
 _MISSING = [m for m in _DOCS_TOOLS if importlib.util.find_spec(m.split(".")[0]) is None]

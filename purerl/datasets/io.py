@@ -340,7 +340,9 @@ def content_sha256(arrays: Mapping[str, np.ndarray], meta_json: str | bytes) -> 
     return digest.hexdigest()
 
 
-def _verify_sha256(path: str, arrays: Mapping[str, np.ndarray], meta_json: Any, stored: Any) -> None:
+def _verify_sha256(
+    path: str, arrays: Mapping[str, np.ndarray], meta_json: Any, stored: Any
+) -> None:
     stored = stored.decode("ascii", errors="replace") if isinstance(stored, bytes) else str(stored)
     actual = content_sha256(arrays, meta_json)
     if actual != stored:
