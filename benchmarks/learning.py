@@ -110,6 +110,7 @@ def command(name: str, seeds: int) -> list[str]:
         "--no-checkpoint",
         "--out",
         os.path.join(OUT, name),
+        "--overwrite",  # a rerun replaces the run of the same name
     ]
 
 

@@ -50,8 +50,24 @@ KL to SFT and the spurious-token count along the run, and the gold win rate agai
 It writes ``params.npz`` (pretrained, SFT, member, WA and policy parameters, keys ``stage/path``),
 ``summary.json`` and ``summary.md`` into ``--out``.
 
-Errors in the input (unknown agent/env/override key, unparsable value, invalid config, NaN/inf
-during the run) print one line on stderr and exit with status 2.
+``--out`` must be a new or empty directory; ``--overwrite`` first clears a non-empty one (every
+entry inside it, after the arguments are validated; never ``/``, the home directory, the current
+directory or a directory above them, and never a file). ``purerl --version`` prints the version.
+
+Exit status (for scripts and sweeps):
+
+* 0: done.
+* 1: internal error (a bug in purerl or a library; Python prints the traceback).
+* 2: usage or bad input (unknown agent/env/override key, unparsable value, invalid config, bad
+  dataset, non-empty ``--out`` without ``--overwrite``): one line on stderr, nothing trained.
+* 3: diverged: NaN or inf appeared in an observation, a reward, a loss/metric or the parameters
+  during training (every loop checks them inside the compiled run and freezes before the bad step;
+  ``loops.common.Diverged``): one line on stderr naming the seed, the step, the quantity and the
+  likely cause. ``train`` and ``train-offline`` keep ``metrics.csv`` and ``config.json`` up to it.
+
+Every JSON file written (``config.json``, ``summary.json``, expert and dataset metadata) is valid
+JSON: NaN and inf are written as ``null`` and listed under ``nonfinite_as_null``
+(``purerl.core.jsonio``).
 """
 
 from __future__ import annotations
@@ -59,7 +75,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import json
 import math
 import os
 import platform
@@ -70,7 +85,22 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # an uncaught exception: Python's own exit status, with the traceback
 EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+EPILOG = """exit status:
+  0  done
+  1  internal error (a bug: a traceback is printed)
+  2  usage or bad input (one line on stderr; nothing trained)
+  3  diverged: NaN/inf in an observation, reward, loss or the parameters during training (one line
+     naming seed, step, quantity and likely cause; train/train-offline keep metrics.csv up to it)
+
+examples:
+  purerl train ppo --env inverted_pendulum --seeds 3 --steps 131072 --out runs/ppo
+  purerl train dqn --env cartpole --steps 50000 --out runs/dqn --overwrite
+  purerl train-offline td3_bc --dataset halfcheetah-medium --steps 100000 --out runs/td3bc
+  purerl align --out runs/align"""
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -337,12 +367,59 @@ def _seed(text: str) -> int:
     return value
 
 
-def _prepare_out(path: str) -> None:
-    """Create ``--out`` and check that it is writable *before* compiling and training (a read-only
-    directory used to throw a finished run away at the first write)."""
-    import tempfile
+def _version() -> str:
+    from importlib import metadata
 
     try:
+        return metadata.version("purerl")
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+        import purerl
+
+        return getattr(purerl, "__version__", "unknown")
+
+
+def _check_out(path: str, overwrite: bool) -> None:
+    """Refuse an ``--out`` that is a file, or a non-empty directory without ``--overwrite``, or one
+    ``--overwrite`` must never clear (``/``, the home or current directory, or one above them).
+    Writes nothing: called before any slow work (datasets, compiling)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--out {path} is a file, not a directory; choose a directory")
+    if not os.path.isdir(path):
+        return
+    if not overwrite:
+        if os.listdir(path):
+            raise UsageError(
+                f"--out {path} is not empty (an earlier run?); add --overwrite to replace its "
+                "contents, or choose another --out"
+            )
+        return
+    target = os.path.realpath(path)
+    for name, protected in (("the home directory", "~"), ("the current directory", ".")):
+        protected = os.path.realpath(os.path.expanduser(protected))
+        if target == os.path.sep or target == protected or protected.startswith(target + os.sep):
+            what = "/" if target == os.path.sep else name
+            raise UsageError(
+                f"--overwrite would clear --out {path}, which is (or holds) {what}; refusing: "
+                "choose a run directory of its own"
+            )
+
+
+def _prepare_out(path: str, overwrite: bool = False) -> None:
+    """Check ``--out`` (:func:`_check_out`), clear it when ``overwrite`` (every entry inside it;
+    links are removed, never followed), create it and check that it is writable, all *before*
+    compiling and training (a read-only directory used to throw a finished run away at the first
+    write; a reused one kept a stale checkpoint/ or curve.png beside the new run)."""
+    import shutil
+    import tempfile
+
+    _check_out(path, overwrite)
+    try:
+        if overwrite and os.path.isdir(path):
+            for entry in os.scandir(path):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
         os.makedirs(path, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".purerl-write-check-"):
             pass
@@ -354,9 +431,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     import jax
 
     from purerl import envs
+    from purerl.core import jsonio
     from purerl.loops import checkpoint, common, plots, writers
 
     module = _get_agent(args.agent)
+    _check_out(args.out, args.overwrite)
     if args.env not in envs.list_envs():
         raise UsageError(
             f"unknown env {args.env!r}; known envs: {', '.join(sorted(envs.list_envs()))}"
@@ -402,7 +481,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if getattr(args, flag) and importlib.util.find_spec(module) is None:
             raise UsageError(f"--{flag} needs the {module} package: pip install purerl[{extra}]")
 
-    _prepare_out(args.out)
+    _prepare_out(args.out, args.overwrite)
     run_info = {
         "agent": args.agent,
         "env": args.env,
@@ -441,13 +520,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.wandb, name=f"{args.agent}-{args.env}", config=run_info
         ) as wb:
             wb.write(metrics)
-    with open(os.path.join(args.out, "config.json"), "w") as f:
-        json.dump(run_info, f, indent=2, default=str)
+    jsonio.write(os.path.join(args.out, "config.json"), run_info, default=str)
     if check and "check/nonfinite_step" in metrics:
         try:
-            common.check_finite(metrics)
-        except common.NonFiniteError as e:
-            raise common.NonFiniteError(f"{e}; metrics so far in {csv_path}") from None
+            common.check_finite(metrics, checks=loop.checks)
+        except common.Diverged as e:
+            e.args = (f"{e}; metrics so far in {csv_path}",)
+            raise
 
     label = f"{args.agent}/{args.env}"
     # The band and the table's CI stay inside the returns the env can give (None: no known bound).
@@ -483,6 +562,7 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
     import jax
 
     from purerl import envs, experts
+    from purerl.core import jsonio
     from purerl.datasets import schema
     from purerl.loops import common, offline, plots, writers
 
@@ -501,6 +581,7 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid agent config: {e}") from None
     if getattr(agent_config, "n_step", 1) != 1:
         raise UsageError(f"offline training samples single transitions; set {args.agent} n_step=1")
+    _check_out(args.out, args.overwrite)  # before the dataset is loaded (or generated)
 
     # A file or a registry name (generated on first use); --dataset-seed is for names only.
     dataset = experts.load_or_generate(
@@ -544,7 +625,7 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
         print(
             f"set for --steps {args.steps} (override with --loop-set): eval_every={auto['eval_every']}"
         )
-    _prepare_out(args.out)
+    _prepare_out(args.out, args.overwrite)
     run_info = {
         "agent": args.agent,
         "dataset": args.dataset,
@@ -577,13 +658,15 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
     run_info["wall_time_s"] = time.perf_counter() - start
     run_info["compile_time_s"] = compile_s
     csv_path = writers.write_csv(os.path.join(args.out, "metrics.csv"), metrics)
-    with open(os.path.join(args.out, "config.json"), "w") as f:
-        json.dump(run_info, f, indent=2, default=str)
+    jsonio.write(os.path.join(args.out, "config.json"), run_info, default=str)
     if "check/nonfinite_step" in metrics:
         try:
-            common.check_finite(metrics, what="agent's losses or metrics", unit="update")
-        except common.NonFiniteError as e:
-            raise common.NonFiniteError(f"{e}; metrics so far in {csv_path}") from None
+            common.check_finite(
+                metrics, what="agent's losses or metrics", unit="update", checks=loop.checks
+            )
+        except common.Diverged as e:
+            e.args = (f"{e}; metrics so far in {csv_path}",)
+            raise
     label = f"{args.agent}/{args.dataset}"
     metric = "eval/normalized" if refs else "eval/return"
     bounds = return_bounds = envs.return_bounds(env_name, env.spec.episode_length)
@@ -864,21 +947,22 @@ def cmd_align(args: argparse.Namespace) -> int:
     import numpy as np
 
     from purerl.alignment import pipeline
+    from purerl.core import jsonio
 
+    _check_out(args.out, args.overwrite)
     config = _align_config(args)
     print(f"task: {config.task}")
     print(f"lm: {config.lm_config}")
     print(f"warm: {config.warm_config}")
     if config.rl_steps:
         print(f"rl: {config.rl} against proxy {config.rl_proxy!r}, {config.rl_steps} updates")
-    _prepare_out(args.out)
+    _prepare_out(args.out, args.overwrite)
     progress = lambda stage, value, seconds: _print_stage(stage, value, seconds, config)  # noqa: E731
     results = pipeline.run(config, progress)
     report_text = pipeline.report(results)
     np.savez(os.path.join(args.out, "params.npz"), **pipeline.param_arrays(results))
     summary = {"argv": list(args.argv), **pipeline.summary(results), "versions": _versions()}
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    jsonio.write(os.path.join(args.out, "summary.json"), summary)
     with open(os.path.join(args.out, "summary.md"), "w") as f:
         f.write(f"# purerl align (seed {args.seed})\n\n{report_text}\n")
     print(report_text)
@@ -887,7 +971,13 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="purerl", description="purerl: pure-JAX RL from the command line")
+    parser = _Parser(
+        prog="purerl",
+        description="purerl: pure-JAX RL from the command line",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"purerl {_version()}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     train = sub.add_parser("train", help="train an agent on an env over several seeds")
@@ -895,7 +985,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--env", required=True, help="env name (see 'purerl envs')")
     train.add_argument("--seeds", type=int, default=1, help="number of seeds, run in one vmap")
     train.add_argument("--steps", type=int, required=True, help="env steps per seed")
-    train.add_argument("--out", required=True, help="output directory")
+    train.add_argument("--out", required=True, help="output directory (new or empty)")
     train.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="agent Config override"
     )
@@ -936,7 +1026,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     off.add_argument("--seeds", type=int, default=1, help="number of seeds, run in one vmap")
     off.add_argument("--steps", type=int, required=True, help="gradient updates per seed")
-    off.add_argument("--out", required=True, help="output directory")
+    off.add_argument("--out", required=True, help="output directory (new or empty)")
     off.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="agent Config")
     off.add_argument(
         "--loop-set", action="append", default=[], metavar="KEY=VALUE", help="offline.Config"
@@ -997,7 +1087,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "align", help="toy RLHF: pretrain -> SFT -> preferences -> WARM reward models -> report"
     )
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, help="output directory (new or empty)")
     p.add_argument("--seed", type=_seed, default=0, help="PRNG seed of the whole pipeline")
     p.add_argument("--rms", type=int, default=4, help="number M of reward models (WARM members)")
     p.add_argument("--noise", type=float, default=0.25, help="fraction of flipped training labels")
@@ -1033,6 +1123,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, action="append", default=[], metavar="KEY=VALUE", help=what)
     p.set_defaults(func=cmd_align)
 
+    for writing in (train, off, p):  # p: align
+        writing.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="clear a non-empty --out first (its whole contents)",
+        )
     for compiling in (train, off, *gsub.choices.values(), p):  # p: align
         compiling.add_argument(
             "--no-compilation-cache",
@@ -1076,9 +1172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"purerl: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-    except FloatingPointError as e:  # loops.NonFiniteError
+    except FloatingPointError as e:  # loops.common.Diverged / NonFiniteError: exit 3
+        from purerl.core.divergence import NonFiniteError
+
+        if not isinstance(e, NonFiniteError):
+            raise
         print(f"purerl: error: {_one_line(e)}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_DIVERGED
     except (ValueError, FileNotFoundError, FileExistsError) as e:  # DatasetError, bad files
         if not _is_input_error(e):
             raise

@@ -51,13 +51,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from purerl import agents, datasets, envs
+from purerl.core import jsonio
 from purerl.core.types import Algorithm, Transition
 from purerl.datasets import io, registry
 from purerl.datasets.registry import LEVELS, PRESETS, ExpertPreset
 from purerl.datasets.schema import Dataset, DatasetError, validate
 from purerl.envs.protocol import Env
 from purerl.loops import checkpoint, on_policy, online
-from purerl.loops.common import NonFiniteError
+from purerl.loops.common import check_finite
 from purerl.loops.evaluate import evaluate
 
 MEDIUM_BAND = (1 / 3, 1 / 2)  # medium policy: this fraction of the expert's (normalized) return
@@ -271,9 +272,8 @@ def train_expert(
     for _ in range(loop_config.num_evals):
         carry, row = run(carry, 1)
         row = jax.device_get(row)
-        bad = np.asarray(row.get("check/nonfinite_step", [-1])).reshape(-1)[-1]
-        if bad >= 0:
-            raise NonFiniteError(f"NaN/inf at env step {int(bad)} while training the expert")
+        if "check/nonfinite_step" in row:  # Diverged naming the step and the quantity
+            check_finite(row, checks=loop.checks, runs=[f"the {env_name} expert (seed {seed})"])
         snapshots.append(carry.agent)
         steps.append(int(np.asarray(row["env_steps"]).reshape(-1)[-1]))
         returns.append(float(np.asarray(row["eval/return"]).reshape(-1)[-1]))
@@ -316,7 +316,7 @@ def train_expert(
     )
     os.makedirs(out_dir, exist_ok=True)
     checkpoint.save(os.path.join(out_dir, "policies"), states, overwrite=True)
-    io.atomic_write_text(os.path.join(out_dir, "expert.json"), json.dumps(info, indent=2))
+    jsonio.write(os.path.join(out_dir, "expert.json"), info)
     return info
 
 

@@ -211,7 +211,7 @@ def test_nonfinite_run_names_seed_and_step(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(common, "run_periods", fake_run_periods)
     out = tmp_path / "nan"
     argv = ["train", "td3", "--env", "point_mass", "--steps", "200", "--seeds", "2", "--seed", "3"]
-    assert cli.main([*argv, "--out", str(out), "--no-progress"]) == 2
+    assert cli.main([*argv, "--out", str(out), "--no-progress"]) == 3  # diverged, not usage
     assert calls == [(2, 10, 3)]  # the CLI checks itself, after writing the metrics
     err = _error_line(capsys)
     assert "NaN or inf in the observation or reward first at env step 70 of seed 1" in err
@@ -324,3 +324,110 @@ def test_train_curve_and_table_stay_inside_the_envs_return_range(tmp_path, capsy
     band = np.concatenate([p.vertices[:, 1] for c in ax.collections for p in c.get_paths()])
     assert band.size and band.min() >= 0.0 and band.max() <= 500.0
     assert (tmp_path / "run" / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _strict_json(path) -> dict:
+    """``json.loads`` that rejects NaN/Infinity (as every other JSON reader does)."""
+
+    def reject(token):
+        raise ValueError(f"{path} holds {token}: not JSON")
+
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+def test_diverging_run_exits_3_naming_seed_step_and_quantity(tmp_path, capsys):
+    """Issue 20's example (at a tiny size): DQN with lr=1e30 used to exit 0 with NaN losses. Now
+    the run freezes at the first NaN/inf loss or parameter and exits 3 with one line."""
+    out = tmp_path / "x"
+    argv = ["train", "dqn", "--env", "cartpole", "--set", "lr=1e30", "--steps", "400"]
+    argv += ["--set", "hidden=8,8", "--loop-set", "batch_size=16", "--loop-set", "eval_episodes=1"]
+    assert cli.main([*argv, "--out", str(out), "--no-progress", "--no-checkpoint"]) == 3
+    err = _error_line(capsys)
+    assert "NaN or inf in " in err and "of seed 0" in err
+    assert "update metric loss/" in err or "agent state " in err
+    assert "learning rate" in err and str(out / "metrics.csv") in err
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    assert int(rows[-1]["check/nonfinite_step"]) > 40  # after the 40 warm-up steps
+    assert _strict_json(out / "config.json")["agent_config"]["lr"] == 1e30
+
+
+def test_json_outputs_hold_no_nan(tmp_path, monkeypatch):
+    """A NaN in a summary used to be written as the bare token NaN (not JSON): now null, with the
+    paths listed under nonfinite_as_null."""
+    from purerl.alignment import pipeline
+
+    monkeypatch.setattr(pipeline, "run", lambda config, progress: None)
+    monkeypatch.setattr(pipeline, "report", lambda results: "report")
+    monkeypatch.setattr(pipeline, "param_arrays", lambda results: {"w": np.zeros(2)})
+    summary = {"accuracy": {"wa": float("nan"), "ens": 0.5}, "curve": [1.0, float("inf")]}
+    monkeypatch.setattr(pipeline, "summary", lambda results: summary)
+    assert cli.main(["align", "--out", str(tmp_path / "a"), "--rl-steps", "0"]) == 0
+    got = _strict_json(tmp_path / "a" / "summary.json")
+    assert got["accuracy"] == {"wa": None, "ens": 0.5} and got["curve"] == [1.0, None]
+    assert got["nonfinite_as_null"] == ["/accuracy/wa", "/curve/1"]
+
+
+def _fake_run(monkeypatch):
+    def fake_run_periods(loop, key, num_seeds, num_periods, args=(), on_period=None, **kw):
+        kw["on_compiled"](0.0, 0.0)
+        steps = np.arange(20, 201, 20)[None]
+        return None, {"env_steps": steps, "eval/return": np.ones((1, 10))}
+
+    monkeypatch.setattr(common, "run_periods", fake_run_periods)
+
+
+def test_non_empty_out_needs_overwrite(tmp_path, capsys, monkeypatch):
+    """Issue 20: a reused --out was silently overwritten, and a stale checkpoint/ or curve.png of
+    the earlier run stayed beside the new CSV."""
+    _fake_run(monkeypatch)
+    out = tmp_path / "run"
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "stale.txt").write_text("from an earlier run")
+    argv = ["train", "td3", "--env", "point_mass", "--steps", "200", "--no-progress"]
+    argv += ["--no-checkpoint", "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert f"--out {out} is not empty" in (err := _error_line(capsys)) and "--overwrite" in err
+    assert (out / "stale.txt").exists()  # nothing touched
+    # Bad arguments are reported before anything is cleared.
+    assert cli.main([*argv, "--overwrite", "--set", "hiden=3"]) == 2
+    assert "unknown --set key" in _error_line(capsys) and (out / "stale.txt").exists()
+    assert cli.main([*argv, "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "curve.png", "metrics.csv"]
+    capsys.readouterr()
+    # train-offline and align refuse it the same way, before loading data or compiling.
+    base = ["--steps", "20", "--out", str(out)]
+    assert cli.main(["train-offline", "td3_bc", "--dataset", "nowhere-medium", *base]) == 2
+    assert f"--out {out} is not empty" in _error_line(capsys)
+    assert cli.main(["align", "--out", str(out)]) == 2
+    assert f"--out {out} is not empty" in _error_line(capsys)
+
+
+def test_overwrite_never_clears_a_file_root_home_or_cwd(tmp_path, capsys, monkeypatch):
+    _fake_run(monkeypatch)
+    home, work = tmp_path / "home", tmp_path / "home" / "work"
+    work.mkdir(parents=True)
+    (work / "keep.txt").write_text("mine")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    argv = ["train", "td3", "--env", "point_mass", "--steps", "200", "--no-progress", "--overwrite"]
+    for out, says in (
+        (".", "is (or holds) the current directory"),
+        (str(work), "is (or holds) the current directory"),
+        (str(home), "is (or holds) the home directory"),
+        (str(tmp_path), "is (or holds) the home directory"),  # above home
+        ("/", "is (or holds) /"),
+        ("keep.txt", "is a file, not a directory"),
+    ):
+        assert cli.main([*argv, "--out", out]) == 2, out
+        assert says in _error_line(capsys), out
+    assert (work / "keep.txt").read_text() == "mine"
+
+
+def test_version_and_exit_codes_in_help(capsys):
+    from importlib import metadata
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"purerl {metadata.version('purerl')}"
+    assert cli.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "exit status:" in text and "3  diverged" in text and "2  usage or bad input" in text

@@ -48,7 +48,7 @@ from jax.typing import ArrayLike
 
 from purerl.alignment import lm, pretrain, reward_model, tasks, warm, warp
 from purerl.alignment import policy_gradient as pg
-from purerl.core import validation
+from purerl.core import divergence, validation
 from purerl.core.tree import lerp
 from purerl.loops import self_sampling as rl_loop
 
@@ -318,7 +318,8 @@ def policy_stage(
     Every ``rl_eval_every`` updates the policy is evaluated on ``rl_eval_prompts`` held-out prompts
     (``policy_gradient.make_evaluate``: proxy reward, gold reward, analytic KL to SFT, spurious
     tokens, length); at the end, the :func:`gold_win_rate` of the policy against SFT on the same
-    prompts. Raises ``FloatingPointError`` on non-finite metrics.
+    prompts. Raises :class:`~purerl.core.divergence.Diverged` when an update's metrics or the
+    policy's state go NaN/inf (the loop froze before that update) or an evaluation is non-finite.
     """
     if config.rl_steps == 0:
         return None
@@ -331,17 +332,16 @@ def policy_stage(
     every = min(config.rl_eval_every, config.rl_steps)
     loop_config = rl_loop.LoopConfig(num_updates=config.rl_steps, eval_every=every)
     start = time.perf_counter()
-    state, rows = jax.block_until_ready(
-        jax.jit(rl_loop.make_train(algo, loop_config, evaluate_fn))(train_key, sft_params)
-    )
+    train = rl_loop.make_train(algo, loop_config, evaluate_fn)
+    state, rows = jax.block_until_ready(jax.jit(train)(train_key, sft_params))
     seconds = time.perf_counter() - start
     rows = {k: np.asarray(v) for k, v in rows.items()}
-    # row 0 evaluates the SFT policy before any update: its update metrics are NaN by design
-    finite = [np.isfinite(v if k.startswith("eval/") else v[1:]).all() for k, v in rows.items()]
-    if not all(finite):
-        raise FloatingPointError(
-            "non-finite metrics in the RL stage (try a smaller RLConfig.learning_rate)"
-        )
+    divergence.check_finite(rows, unit="update", checks=train.checks, runs=["the RL stage"])
+    for k, v in rows.items():  # the evaluations of a finite policy (row 0: the SFT policy)
+        if k.startswith("eval/") and not np.isfinite(v).all():
+            row = int(np.argmin(np.isfinite(v)))
+            step = int(rows["loop/updates"][row])
+            raise divergence.Diverged("the RL stage", step, "update", f"evaluation {k}", "agent")
     win, _, _ = gold_win_rate(config.lm_config, config.task, prompts, state.params, sft_params,
                               win_key, config.rl.temperature)  # fmt: skip
     curve = {"updates": rows["loop/updates"].tolist(), **{k: rows[k].tolist() for k in CURVE_KEYS}}
@@ -353,7 +353,15 @@ def run(
 ) -> Results:
     """Every stage in order, keys from :func:`stage_keys`; ``progress(stage, value, seconds)``
     after ``pretrain``, ``sft``, ``preferences`` (value ``(prefs, eval_sets)``), ``reward_models``
-    and ``policy`` (when run)."""
+    and ``policy`` (when run). Raises :class:`~purerl.core.divergence.Diverged` (naming the stage,
+    its update, the quantity and ``config.seed``) when a training stage goes NaN/inf."""
+    try:
+        return _run(config, progress)
+    except divergence.Diverged as e:
+        raise e.relabel(f"{e.run}, seed {config.seed}") from None
+
+
+def _run(config: PipelineConfig, progress: Callable[[str, Any, float], None] | None) -> Results:
     keys = stage_keys(config.seed)
     timings: dict[str, float] = {}
     report = progress or (lambda stage, value, seconds: None)
@@ -690,7 +698,7 @@ def run_warp(
         merged = warp.slerp_uniform(init, stacked, config.slerp_eps)
         return merged, lerp(init, merged, config.liti_eta)  # LITI to the next init
 
-    runners: dict[int, Callable] = {}
+    runners: dict[int, tuple[Callable, Any]] = {}  # T -> (compiled runs, their checks)
     theta_init = sft_params
     result = WarpResult([sft_params], [], [], [], [], {}, eval_prompts, eval_key)
     for i, num_updates in enumerate(config.steps):
@@ -700,19 +708,23 @@ def run_warp(
             progress=progress,
             desc=f"WARP iteration {i + 1}/{config.num_iterations}",
         )
-        runner, bar = (None, None) if progress else (runners.get(num_updates), None)
+        (runner, checks), bar = (None, None), None
+        if not progress and num_updates in runners:
+            runner, checks = runners[num_updates]
         if runner is None:
             train = rl_loop.make_train(algo, loop_config, evaluate_fn)
-            runner = jit(jax.vmap(train, in_axes=(0, None, None)))
+            runner, checks = jit(jax.vmap(train, in_axes=(0, None, None))), train.checks
             bar = train.progress
             if not progress:
-                runners[num_updates] = runner
+                runners[num_updates] = (runner, checks)
         key, runs_key = jax.random.split(key)
         states, metrics = runner(
             jax.random.split(runs_key, config.num_runs), theta_init, sft_params
         )
         if bar is not None:
             bar.close()
+        runs = [f"WARP iteration {i + 1}, run {m}" for m in range(config.num_runs)]
+        divergence.check_finite(metrics, unit="update", checks=checks, runs=runs)
         merged, next_init = merge(theta_init, states.params)
         result.iteration_fronts.append(
             evaluate_front(theta_init, merged, sft_params, eval_prompts, eval_key)

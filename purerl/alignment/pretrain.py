@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purerl.alignment import lm, tasks, warm
-from purerl.core import validation
+from purerl.core import divergence, validation
 
 
 class PretrainResult(NamedTuple):
@@ -101,6 +101,10 @@ def pretrain(
       response_only: the loss covers the response only (SFT) instead of every non-pad token.
     Returns:
       :class:`PretrainResult` ``(params, losses [S], checkpoints [K, ...] or None, steps)``.
+    Raises:
+      purerl.core.divergence.Diverged: an update's loss or new state (parameters, Adam moments)
+        held NaN/inf (e.g. a huge ``lr``); the scan froze before that update and the error names
+        it, the update count and the quantity (run ``"pre-training"`` or ``"SFT"``).
     """
     check_configs("pretrain", lm_config, task_config)
     steps = _positive_int("pretrain", "steps", steps)
@@ -121,7 +125,7 @@ def pretrain(
     if init_params is not None:
         warm.check_compatible("pretrain", state.params, init_params, ("the LM", "init_params"))
         state = state._replace(params=jax.tree.map(jnp.asarray, init_params))
-    params, losses, stacked = _run(
+    params, losses, stacked, bad_step, bad_what = _run(
         lm_config,
         task_config,
         steps,
@@ -135,6 +139,13 @@ def pretrain(
         # an SFT run of the same length share one compile whatever their (few) checkpoints.
         jnp.asarray(ckpts + (0,) * (_slots(len(ckpts)) - len(ckpts)), jnp.int32),
     )
+    if int(bad_step) >= 0:
+        tokens = jnp.zeros((batch_size, task_config.seq_len), jnp.int32)
+        mask = jnp.zeros((batch_size, task_config.seq_len), jnp.float32)
+        metrics = jax.eval_shape(step_fn.update, state, (tokens, mask))[1]
+        names = divergence.update_names(metrics, state)
+        run = "SFT" if response_only else "pre-training"
+        divergence.raise_if_diverged(bad_step, bad_what, names, [run])
     if not ckpts:
         return PretrainResult(params, losses, None, ckpts)
     return PretrainResult(params, losses, jax.tree.map(lambda x: x[: len(ckpts)], stacked), ckpts)
@@ -189,13 +200,16 @@ def _run(
     step_fn = lm.make_train_step(lm_config, lr, max_grad_norm)
     stacked = jax.tree.map(lambda x: jnp.zeros((len(ckpt_steps),) + x.shape, x.dtype), state.params)
 
-    def body(carry, _):
-        state, stacked = carry
+    def body(carry, step):
+        state, stacked, bad_step, bad_what = carry
         seqs = tasks.corpus(jax.random.fold_in(data_key, state.step), task_config, batch_size)
         mask = jnp.where(
             response_only, seqs.mask, (seqs.tokens != tasks.PAD_ID).astype(jnp.float32)
         )
-        state, metrics = step_fn.update(state, (seqs.tokens, mask))
+        # Divergence guard: an update with a NaN/inf loss or state is not kept (nor any later one).
+        state, metrics, bad_step, bad_what = divergence.guarded_update(
+            step_fn.update, state, (seqs.tokens, mask), bad_step, bad_what, step
+        )
         # One write of a checkpoint slot per update, a no-op unless this update count is kept
         # (padding slots wait for update 0, which never comes).
         hit = ckpt_steps == state.step
@@ -203,7 +217,10 @@ def _run(
         stacked = jax.tree.map(
             lambda s, p: s.at[slot].set(jnp.where(jnp.any(hit), p, s[slot])), stacked, state.params
         )
-        return (state, stacked), metrics["loss/nll"]
+        return (state, stacked, bad_step, bad_what), metrics["loss/nll"]
 
-    (state, stacked), losses = jax.lax.scan(body, (state, stacked), None, length=steps)
-    return state.params, losses, stacked
+    none = jnp.full((), -1, jnp.int32)
+    (state, stacked, bad_step, bad_what), losses = jax.lax.scan(
+        body, (state, stacked, none, none), jnp.arange(1, steps + 1, dtype=jnp.int32)
+    )
+    return state.params, losses, stacked, bad_step, bad_what

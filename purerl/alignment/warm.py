@@ -51,7 +51,7 @@ from jax.typing import ArrayLike
 
 from purerl.alignment import lm, reward_model, tasks
 from purerl.alignment.tasks import Preferences
-from purerl.core import validation
+from purerl.core import divergence, validation
 from purerl.core.tree import lerp
 from purerl.core.types import Metrics
 
@@ -326,7 +326,9 @@ def shared_init(
     """
     stacked, _ = sft_stack("shared_init", sft_params, config.rm.lm)
     reward_model.check_preferences(prefs, config.rm.lm, "shared_init")
-    return _shared_init(config.rm, key, stacked, prefs)
+    params, metrics, codes = _shared_init(config.rm, key, stacked, prefs)
+    _check_probes(codes, config.rm)
+    return params, metrics
 
 
 @functools.partial(jax.jit, static_argnames="rm_config")
@@ -336,7 +338,18 @@ def _shared_init(rm_config, key, stacked, prefs):
         params, m = reward_model.linear_probe(rm_config, params, prefs)
         return params, {"probe/loss": m["loss/probe"], "probe/accuracy": m["rm/accuracy"]}
 
-    return jax.vmap(probe)(stacked)
+    params, metrics = jax.vmap(probe)(stacked)
+    # The probe's outcome per checkpoint: one NaN/inf check of its metrics and head ([K] codes).
+    codes = jax.vmap(lambda m, p: divergence.nonfinite_code((m, p.head)))(metrics, params)
+    return params, metrics, codes
+
+
+def _check_probes(codes: jax.Array, rm_config: reward_model.RMConfig) -> None:
+    """Raise :class:`~purerl.core.divergence.Diverged` if a linear probe ended non-finite."""
+    names = ["probe metric probe/accuracy", "probe metric probe/loss", "head"]
+    runs = [f"the linear probe on SFT checkpoint {k}" for k in range(len(codes))]
+    steps = np.where(np.asarray(codes) >= 0, rm_config.probe_steps, -1)
+    divergence.raise_if_diverged(steps, codes, names, runs)
 
 
 def train_reward_models(
@@ -360,6 +373,11 @@ def train_reward_models(
     Returns:
       :class:`WarmRun`: ``params`` (stacked ``[M, ...]``; average them with
       :func:`weight_average`), ``init``, ``plan``, ``metrics``.
+    Raises:
+      purerl.core.divergence.Diverged: a linear probe ended with a NaN/inf loss or head, or a
+        member's update gave a NaN/inf metric or state (e.g. a huge learning rate); each member's
+        scan freezes before its first such update, and the error names the first diverged member,
+        the update and the quantity.
     """
     if not isinstance(config, WarmConfig):
         raise ValueError(f"train_reward_models: config must be a WarmConfig, got {type(config)}")
@@ -371,9 +389,14 @@ def train_reward_models(
         )
     init_key, plan_key = jax.random.split(key)
     plan = member_plan(plan_key, config, k)
-    init, probe_metrics = _shared_init(config.rm, init_key, stacked, prefs)
-    params, metrics = _fine_tune(config, init, prefs, plan)
-    return WarmRun(params=params, init=init, plan=plan, metrics={**probe_metrics, **metrics})
+    init, probe_metrics, codes = _shared_init(config.rm, init_key, stacked, prefs)
+    _check_probes(codes, config.rm)
+    states, metrics, bad_step, bad_what = _fine_tune(config, init, prefs, plan)
+    if np.any(np.asarray(bad_step) >= 0):
+        names = divergence.update_names(metrics, states)
+        runs = [f"reward model member {i}" for i in range(config.num_members)]
+        divergence.raise_if_diverged(bad_step, bad_what, names, runs)
+    return WarmRun(params=states.params, init=init, plan=plan, metrics={**probe_metrics, **metrics})
 
 
 @functools.partial(jax.jit, static_argnames="config")
@@ -385,8 +408,20 @@ def _fine_tune(config, init, prefs, plan):
         lambda k: reward_model.minibatches(k, prefs, config.batch_size, config.steps)
     )(plan.order_key)
     batches = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), batches)  # [S, M, B, ...]
-    states, metrics = jax.lax.scan(jax.vmap(step.update), states, batches)
-    return states.params, metrics
+
+    def body(carry, xs):  # every member under the divergence guard (its own freeze)
+        states, bad_step, bad_what = carry
+        batch, t = xs
+        guarded = lambda s, b, bs, bw: divergence.guarded_update(step.update, s, b, bs, bw, t)  # noqa: E731
+        states, metrics, bad_step, bad_what = jax.vmap(guarded)(states, batch, bad_step, bad_what)
+        return (states, bad_step, bad_what), metrics
+
+    none = jnp.full((config.num_members,), -1, jnp.int32)
+    steps = jnp.arange(1, config.steps + 1, dtype=jnp.int32)
+    (states, bad_step, bad_what), metrics = jax.lax.scan(
+        body, (states, none, none), (batches, steps)
+    )
+    return states, metrics, bad_step, bad_what
 
 
 # ----------------------------------------------------------------------------- evaluation

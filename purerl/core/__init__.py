@@ -2,6 +2,8 @@
 
 from purerl.core import (
     compilation,
+    divergence,
+    jsonio,
     networks,
     normalization,
     optim,
@@ -33,7 +35,9 @@ __all__ = [
     "State",
     "Transition",
     "compilation",
+    "divergence",
     "fixed_update",
+    "jsonio",
     "networks",
     "normalization",
     "optim",

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from purerl.core import jsonio
 from purerl.datasets.schema import OPTIONAL, REQUIRED, Dataset, DatasetError, validate
 
 FORMATS = {".npz": "npz", ".hdf5": "hdf5", ".h5": "hdf5"}
@@ -84,7 +85,7 @@ def _json_default(value: Any) -> Any:
 
 def _metadata_json(metadata: Mapping[str, Any], path: str) -> str:
     try:
-        return json.dumps(dict(metadata), default=_json_default)
+        return jsonio.dumps(dict(metadata), indent=None, default=_json_default)
     except (TypeError, ValueError) as e:
         raise DatasetError(
             f"metadata of the dataset for {path} is not JSON-serializable: {e}"

@@ -35,7 +35,7 @@ import time
 from typing import Any, NamedTuple, Protocol
 
 from purerl import envs
-from purerl.core import compilation
+from purerl.core import compilation, jsonio
 from purerl.datasets import io
 from purerl.datasets.schema import Dataset, DatasetError
 
@@ -284,7 +284,7 @@ def load(
         "generate_wall_s": made.wall_s + time.perf_counter() - start,  # rollouts + writing
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    io.atomic_write_text(mpath, json.dumps(manifest, indent=2))
+    jsonio.write(mpath, manifest)
     return ds
 
 

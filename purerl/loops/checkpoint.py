@@ -42,6 +42,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from purerl.core import jsonio
+
 FORMAT = "purerl.carry/1"
 BUFFER_FIELD = "buffer"
 
@@ -151,7 +153,7 @@ def save(
         "has_buffer": any(b for _, _, b in flat),
         "treedef": str(treedef),
         "leaves": leaves_meta,
-        "metadata": metadata or {},
+        "metadata": jsonio.sanitize(metadata or {}),  # valid JSON: NaN/inf as null
     }
     new, previous = _siblings(path)
     if os.path.exists(new):  # left by a save killed before its first rename; <path> is committed

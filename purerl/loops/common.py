@@ -12,12 +12,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from purerl.core import rewarder as rewarding
+from purerl.core.divergence import (  # noqa: F401  (re-exported: loops.common.Diverged ...)
+    CAUSES,
+    Checks,
+    Diverged,
+    NonFiniteError,
+    check_finite,
+    first_code,
+    leaf_names,
+    nonfinite_code,
+    record_bad,
+)
 from purerl.core.types import EnvSpec, Metrics, Rewarder, Transition
 from purerl.loops import distributed
 
-
-class NonFiniteError(FloatingPointError):
-    """NaN or inf appeared in observations or rewards (or the agent's metrics) during a run."""
+# How a state leaf is named in Diverged's message: found at a period's end, not at its exact step.
+PERIOD_NOTE = " (checked at the end of each period)"
 
 
 def first_nonfinite(tree: Any) -> jax.Array:
@@ -29,23 +39,6 @@ def first_nonfinite(tree: Any) -> jax.Array:
 def update_bad_step(bad_step: jax.Array, is_bad: jax.Array, step: jax.Array) -> jax.Array:
     """Keep the first step at which something went non-finite (-1 while none)."""
     return jnp.where((bad_step < 0) & (is_bad > 0), step, bad_step)
-
-
-def check_finite(
-    metrics: dict[str, Any], what: str = "observation or reward", unit: str = "env step"
-) -> None:
-    """Raise :class:`NonFiniteError` naming the seed and env step where a run first saw NaN/inf.
-
-    ``metrics["check/nonfinite_step"]`` is ``[num_periods]`` for one seed or ``[seeds, periods]``.
-    """
-    steps = np.asarray(metrics["check/nonfinite_step"])
-    steps = steps.reshape(-1, steps.shape[-1])[:, -1]
-    for seed, step in enumerate(steps):
-        if step >= 0:
-            raise NonFiniteError(
-                f"NaN or inf in the {what} first at {unit} {int(step)} of seed {seed} "
-                f"(the run froze its state there; fix the env/data or set on_nonfinite='ignore')"
-            )
 
 
 class Progress:
@@ -144,18 +137,21 @@ def _to_host(tree: Any) -> Any:
     return tree
 
 
-def _check(metrics: dict, check: bool, wording: dict, owner: str = "") -> None:
-    """:func:`check_finite` on ``check/nonfinite_step`` (gathered to every process, so they all
-    raise the same error together rather than one hanging at the next collective)."""
+def _check(
+    metrics: dict, check: bool, train: Any, runs: list[str] | None = None, index: Any = ()
+) -> None:
+    """:func:`check_finite` on ``check/nonfinite_step`` / ``check/nonfinite_what`` (gathered to
+    every process, so they all raise the same error together rather than one hanging at the next
+    collective); ``index`` selects one hyperparameter setting of a grid, ``runs`` names its runs."""
     if not (check and "check/nonfinite_step" in metrics):
         return
-    steps = distributed.gather(metrics["check/nonfinite_step"])
-    try:
-        check_finite({"check/nonfinite_step": steps}, **wording)
-    except NonFiniteError as e:
-        if owner:
-            raise NonFiniteError(f"{owner}: {e}") from None
-        raise
+    gathered = {
+        k: distributed.gather(metrics[k])[index]
+        for k in ("check/nonfinite_step", "check/nonfinite_what")
+        if k in metrics
+    }
+    wording = getattr(train, "nonfinite_wording", {})
+    check_finite(gathered, **wording, checks=getattr(train, "checks", None), runs=runs)
 
 
 def run_seeds(
@@ -188,7 +184,7 @@ def run_seeds(
     progress = getattr(train, "progress", None)
     if progress is not None:
         progress.close()
-    _check(metrics, check, getattr(train, "nonfinite_wording", {}))
+    _check(metrics, check, train)
     return states, metrics
 
 
@@ -275,9 +271,9 @@ def run_grid(
     if progress is not None:
         progress.close()
     if check and "check/nonfinite_step" in metrics:
-        steps = distributed.gather(metrics["check/nonfinite_step"])
         for h in range(num_hparams):
-            _check({"check/nonfinite_step": steps[h]}, True, {}, f"hyperparameter setting {h}")
+            names = [f"hyperparameter setting {h}, seed {i}" for i in range(num_seeds)]
+            _check(metrics, True, train, runs=names, index=h)
     return states, metrics
 
 
@@ -334,25 +330,60 @@ def env_step_stats(
     r_carry: RewarderCarry | None,
     mode: str,
     weight: float,
-) -> tuple[RewarderCarry | None, Transition, dict, tuple]:
+    checks: Checks,
+) -> tuple[RewarderCarry | None, Transition, dict, jax.Array]:
     """What the online and on-policy loops do after each env step of ``num_envs`` envs: episode
     stats from the env state's info (``episodes``, ``return_sum``), the rewarder applied
-    (:func:`reward_step`; adds ``rewarder_return_sum`` and ``reward_metrics``), and the arrays to
-    check for non-finite values (observation, env reward, and the combined reward with a rewarder).
+    (:func:`reward_step`; adds ``rewarder_return_sum`` and ``reward_metrics``), and the check for
+    non-finite values of the observation and env reward (cause "env") and, with a rewarder, the
+    reward the agent learns from (cause "rewarder").
 
-    Returns ``(r_carry, transition, stats, checked)``; without a rewarder ``r_carry`` and
-    ``transition`` come back unchanged.
+    Returns ``(r_carry, transition, stats, code)`` (``code``: :meth:`Checks.code`, -1 if all
+    finite); without a rewarder ``r_carry`` and ``transition`` come back unchanged.
     """
     done = state.info["episode_done"]
     stats = {"episodes": jnp.sum(done), "return_sum": jnp.sum(done * state.info["last_return"])}
-    checked = (state.obs, state.reward)
+    code = checks.code("env", {"observation": state.obs, "env reward": state.reward}, "env")
     if rewarder is not None:
         r_carry, transition, finished, r_metrics = reward_step(
             rewarder, r_carry, transition, mode, weight
         )
         stats.update(rewarder_return_sum=finished, reward_metrics=r_metrics)
-        checked = (*checked, transition.reward)
-    return r_carry, transition, stats, checked
+        r_code = checks.code(
+            "rewarder", {"reward with the rewarder's": transition.reward}, "rewarder"
+        )
+        code = first_code(code, r_code)
+    return r_carry, transition, stats, code
+
+
+def metrics_code(checks: Checks, metrics: Metrics, cause: str) -> jax.Array:
+    """The :meth:`Checks.code` of an update's metrics (its losses): checked every iteration, one
+    ``isfinite`` per scalar."""
+    return checks.code("update metrics", metrics, cause, "update metric ")
+
+
+def revert_nonfinite_state(
+    checks: Checks, start: tuple[Any, Any], end: tuple[Any, Any], cause: str
+) -> tuple[Any, Any, jax.Array]:
+    """The period-end check of the agent's state and the rewarder's: every floating-point leaf
+    (parameters, optimizer and normalizer state) is checked once per period, not every iteration
+    (measured: one ``isfinite`` reduction per leaf per iteration cost up to a third of a tiny run's
+    steps/s). If any is NaN/inf, both go back to ``start``, the states at the period's start (the
+    last ones known finite).
+
+    Args:
+      start, end: ``(agent, rewarder_state)`` at the start and the end of the period.
+
+    Returns:
+      ``(agent, rewarder_state, code)``: ``end``'s, or ``start``'s with ``code >= 0`` naming the
+      first non-finite leaf.
+    """
+    code = first_code(
+        checks.code("agent state", end[0], cause, "agent state ", PERIOD_NOTE),
+        checks.code("rewarder state", end[1], "rewarder", "rewarder state ", PERIOD_NOTE),
+    )
+    keep = lambda old, x: jnp.where(code >= 0, old, x)  # noqa: E731
+    return jax.tree.map(keep, start[0], end[0]), jax.tree.map(keep, start[1], end[1]), code
 
 
 def merge_metrics(agent: Metrics, rewarder: Metrics, owner: str) -> Metrics:
@@ -461,6 +492,8 @@ class Loop(NamedTuple):
     shared: tuple[str, ...] = ()  # carry fields equal for every seed (e.g. the iteration counter):
     #                               run_periods passes them unbatched, so branches on them stay
     #                               real ``lax.cond`` branches under vmap instead of selects
+    checks: Checks | None = None  # names of the NaN/inf codes in check/nonfinite_what (filled
+    #                               when the loop is traced), for check_finite
 
 
 def make_train_fn(loop: Loop, num_periods: int) -> Callable[[jax.Array], tuple[Any, dict]]:
@@ -471,6 +504,7 @@ def make_train_fn(loop: Loop, num_periods: int) -> Callable[[jax.Array], tuple[A
         return loop.run(loop.init(key), num_periods)
 
     train.progress = loop.progress
+    train.checks = loop.checks
     return train
 
 
@@ -505,6 +539,7 @@ def period_row(
     env_steps: jax.Array,
     bad_step: jax.Array | None,
     callback,
+    bad_what: jax.Array | None = None,
 ) -> dict:
     """One metrics row at the end of a period: deterministic evaluation, training-episode stats and
     the mean of the update metrics over the iterations that learned (NaN if none did).
@@ -514,6 +549,7 @@ def period_row(
         also ``"rewarder_return_sum": [I]`` and ``"reward_metrics": {name: [I]}``.
       metrics: update metrics ``[I]`` plus ``"learning": [I]`` (1.0 where an update ran).
       bad_step: first non-finite env step (reported as ``check/nonfinite_step``), or None.
+      bad_what: the :class:`Checks` code of what went non-finite (``check/nonfinite_what``).
     """
     from purerl.loops.evaluate import evaluate
 
@@ -550,6 +586,8 @@ def period_row(
         row.update(merge_metrics(row, reward_metrics, "the loop's rows"))
     if bad_step is not None:
         row["check/nonfinite_step"] = bad_step
+    if bad_what is not None:
+        row["check/nonfinite_what"] = bad_what
     if callback is not None:
         jax.debug.callback(callback, env_steps, row)
     return row

@@ -42,14 +42,15 @@ from purerl.core.types import Algorithm, Rewarder, Transition
 from purerl.datasets import schema
 from purerl.envs.protocol import Env
 from purerl.loops.common import (
+    Checks,
     Loop,
     Progress,
-    first_nonfinite,
-    freeze_on_nonfinite,
     merge_metrics,
+    metrics_code,
     progress_callback,
+    record_bad,
+    revert_nonfinite_state,
     rewarder_key,
-    update_bad_step,
 )
 from purerl.loops.evaluate import evaluate
 
@@ -63,8 +64,10 @@ class Config:
     normalize_obs: bool = True  # TD3+BC paper sec. 5 (applied to every agent alike)
     obs_norm_eps: float = 1e-3  # TD3+BC authors' code: std + 1e-3
     progress: bool = False  # stream a progress bar and metric lines out of the compiled run
-    on_nonfinite: str = "raise"  # "raise": freeze at the first NaN/inf update metric and let
-    #                              run_seeds raise naming seed and update; "ignore": carry on
+    on_nonfinite: str = "raise"  # "raise": freeze before the first update whose metrics hold
+    #                              NaN/inf (agent state: checked per period, back to the period's
+    #                              start) and let run_seeds raise Diverged naming seed, update and
+    #                              quantity; "ignore": carry on
 
     def __post_init__(self):
         for name in ("total_steps", "batch_size", "eval_every", "eval_episodes"):
@@ -100,7 +103,8 @@ class Carry(NamedTuple):
     agent: Any
     key: jax.Array
     step: jax.Array  # updates done, int32
-    bad_step: jax.Array  # first update whose metrics were NaN/inf, -1 if none
+    bad_step: jax.Array  # first update whose metrics or new state were NaN/inf, -1 if none
+    bad_what: jax.Array  # what went non-finite then (a code of Loop.checks), -1 if none
     rewarder: Any = None  # the rewarder's state (None without a rewarder)
 
 
@@ -150,6 +154,7 @@ def make_train(
         return loop.run(loop.init(key), config.num_evals, data)
 
     train.progress = loop.progress
+    train.checks = loop.checks
     train.nonfinite_wording = {"what": "agent's losses or metrics", "unit": "update"}
     return train
 
@@ -194,38 +199,56 @@ def make_loop(
         callback, config.progress, config.total_steps, spec.name or "offline"
     )
     raise_mode = config.on_nonfinite == "raise"
+    checks = Checks()
 
     def update(carry: Carry, data: Data):
-        def live(carry):
-            key, sample_key = jax.random.split(carry.key)
-            n = data.transitions.reward.shape[0]
-            idx = jax.random.randint(sample_key, (config.batch_size,), 0, n)
-            batch = jax.tree.map(lambda x: x[idx], data.transitions)
-            if rewarder is None:
-                agent, metrics = algo.update(carry.agent, batch)
-                r_state = None
-            else:
-                r_state, batch, reward, r_metrics = rewarding.apply(
-                    rewarder, carry.rewarder, batch, reward_mode, reward_weight
-                )
-                env_reward = data.transitions.reward[idx]
-                agent, metrics = algo.update(carry.agent, batch)
-                r_state, u_metrics = rewarder.update(r_state, batch)
-                r_metrics = merge_metrics(r_metrics, u_metrics, "offline loop")
-                r_metrics = merge_metrics(
-                    r_metrics,
-                    {"reward/env": jnp.mean(env_reward), "reward/rewarder": jnp.mean(reward)},
-                    "offline loop",
-                )
-                metrics = merge_metrics(metrics, r_metrics, "offline loop")
-            step = carry.step + 1
-            bad = update_bad_step(carry.bad_step, first_nonfinite(metrics), step)
-            return Carry(agent, key, step, bad, r_state), metrics
-
-        return freeze_on_nonfinite(live, carry, raise_mode)
+        key, sample_key = jax.random.split(carry.key)
+        n = data.transitions.reward.shape[0]
+        idx = jax.random.randint(sample_key, (config.batch_size,), 0, n)
+        batch = jax.tree.map(lambda x: x[idx], data.transitions)
+        if rewarder is None:
+            agent, metrics = algo.update(carry.agent, batch)
+            r_state = None
+        else:
+            r_state, batch, reward, r_metrics = rewarding.apply(
+                rewarder, carry.rewarder, batch, reward_mode, reward_weight
+            )
+            env_reward = data.transitions.reward[idx]
+            agent, metrics = algo.update(carry.agent, batch)
+            r_state, u_metrics = rewarder.update(r_state, batch)
+            r_metrics = merge_metrics(r_metrics, u_metrics, "offline loop")
+            r_metrics = merge_metrics(
+                r_metrics,
+                {"reward/env": jnp.mean(env_reward), "reward/rewarder": jnp.mean(reward)},
+                "offline loop",
+            )
+            metrics = merge_metrics(metrics, r_metrics, "offline loop")
+        step = carry.step + 1
+        if not raise_mode:
+            return Carry(agent, key, step, carry.bad_step, carry.bad_what, r_state), metrics
+        # An update whose metrics hold NaN/inf is not kept, nor any later one: the run freezes with
+        # the agent (and rewarder) it had before it, and outputs zeros (one select per leaf, as
+        # the cond it replaces; the states themselves are checked per period).
+        code = metrics_code(checks, metrics, "data")
+        bad, what = record_bad(carry.bad_step, carry.bad_what, code, step)
+        frozen = bad >= 0
+        keep = lambda old, x: jnp.where(frozen, old, x)  # noqa: E731
+        agent = jax.tree.map(keep, carry.agent, agent)
+        r_state = jax.tree.map(keep, carry.rewarder, r_state)
+        metrics = jax.tree.map(lambda x: jnp.where(frozen, jnp.zeros_like(x), x), metrics)
+        return Carry(agent, key, keep(carry.step, step), bad, what, r_state), metrics
 
     def period(carry: Carry, data: Data):
+        start = carry
         carry, metrics = jax.lax.scan(lambda c, _: update(c, data), carry, None, config.eval_every)
+        if raise_mode:
+            # Agent and rewarder state are checked once per period (cheap); a NaN/inf there sends
+            # both back to the period's start and freezes the run from the period's end on.
+            agent, r_state, code = revert_nonfinite_state(
+                checks, (start.agent, start.rewarder), (carry.agent, carry.rewarder), "data"
+            )
+            bad, what = record_bad(carry.bad_step, carry.bad_what, code, carry.step)
+            carry = carry._replace(agent=agent, rewarder=r_state, bad_step=bad, bad_what=what)
         key, eval_key = jax.random.split(carry.key)
 
         def policy(obs, k):
@@ -245,6 +268,7 @@ def make_loop(
             row["eval/normalized"] = schema.normalized_score(row["eval/return"], *ref_scores)
         if raise_mode:
             row["check/nonfinite_step"] = carry.bad_step
+            row["check/nonfinite_what"] = carry.bad_what
         if callback is not None:
             jax.debug.callback(callback, carry.step, row)
         return carry._replace(key=key), row
@@ -262,6 +286,7 @@ def make_loop(
             key=key,
             step=jnp.zeros((), jnp.int32),
             bad_step=jnp.full((), -1, jnp.int32),
+            bad_what=jnp.full((), -1, jnp.int32),
             rewarder=r_state,
         )
 
@@ -269,7 +294,8 @@ def make_loop(
         check_data(data, spec)
         return jax.lax.scan(lambda c, _: period(c, data), carry, None, num_periods)
 
-    return Loop(init=init, run=run, progress=callback if isinstance(callback, Progress) else None)
+    progress = callback if isinstance(callback, Progress) else None
+    return Loop(init=init, run=run, progress=progress, checks=checks)
 
 
 ACTION_BOUND_SLACK = 1e-3  # float noise in files whose actions were clipped to [-1, 1]

@@ -33,19 +33,21 @@ from purerl.core import rewarder as rewarding
 from purerl.core.types import Algorithm, Rewarder, Transition
 from purerl.envs.protocol import Env, EnvState
 from purerl.loops.common import (
+    Checks,
     Loop,
     Progress,
     RewarderCarry,
     env_step_stats,
-    first_nonfinite,
     freeze_on_nonfinite,
     init_rewarder,
     make_train_fn,
     merge_metrics,
+    metrics_code,
     period_row,
     progress_callback,
+    record_bad,
+    revert_nonfinite_state,
     rewarder_key,
-    update_bad_step,
 )
 
 
@@ -59,8 +61,9 @@ class Config:
     eval_episodes: int = 10
     progress: bool = False  # stream a progress bar and metric lines out of the compiled run
     on_nonfinite: str = "raise"  # "raise": freeze the run at the first NaN/inf obs/reward (the
-    #                              rollout holding it is never learned from) and let run_seeds raise
-    #                              naming seed and step; "ignore": carry on
+    #                              rollout holding it is never learned from), update metric or agent
+    #                              state (that update is undone) and let run_seeds raise Diverged
+    #                              naming seed, step and quantity; "ignore": carry on
 
     def __post_init__(self):
         for name in ("total_steps", "num_envs", "unroll_length", "eval_every", "eval_episodes"):
@@ -102,7 +105,8 @@ class Carry(NamedTuple):
     env: EnvState
     key: jax.Array
     iteration: jax.Array  # rollouts done, int32
-    bad_step: jax.Array  # first env step with non-finite obs/reward, -1 if none
+    bad_step: jax.Array  # first env step with non-finite obs/reward/update, -1 if none
+    bad_what: jax.Array  # what went non-finite then (a code of Loop.checks), -1 if none
     rewarder: RewarderCarry | None = None  # the rewarder's state (None without a rewarder)
 
 
@@ -161,6 +165,7 @@ def make_loop(
     callback = progress_callback(
         callback, config.progress, config.total_steps, spec.name or "train"
     )
+    checks = Checks()
 
     def env_step(carry: Carry, t: jax.Array) -> tuple[Carry, tuple[Transition, dict]]:
         key, act_key, env_key = jax.random.split(carry.key, 3)
@@ -174,14 +179,14 @@ def make_loop(
             terminated=state.terminated,
             truncated=state.truncated,
         )
-        r_carry, transition, stats, checked = env_step_stats(
-            state, transition, rewarder, carry.rewarder, reward_mode, reward_weight
+        r_carry, transition, stats, code = env_step_stats(
+            state, transition, rewarder, carry.rewarder, reward_mode, reward_weight, checks
         )
         carry = carry._replace(rewarder=r_carry)
-        is_bad = first_nonfinite(checked)
         env_steps = carry.iteration * config.steps_per_iteration + (t + 1) * n_envs
-        bad_step = update_bad_step(carry.bad_step, is_bad, env_steps)
-        return carry._replace(env=state, key=key, bad_step=bad_step), (transition, stats)
+        bad_step, bad_what = record_bad(carry.bad_step, carry.bad_what, code, env_steps)
+        carry = carry._replace(env=state, key=key, bad_step=bad_step, bad_what=bad_what)
+        return carry, (transition, stats)
 
     def rollout(carry: Carry) -> tuple[Carry, Transition, dict]:
         carry, (batch, stats) = jax.lax.scan(
@@ -211,7 +216,23 @@ def make_loop(
                     return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
                 learning = carry.bad_step < 0
+                before = carry
                 carry, metrics = jax.lax.cond(learning, learn, skip, carry, batch)
+                # An update whose metrics are NaN/inf is undone: the run freezes with the agent
+                # (and rewarder) it had before that update. The states are checked per period.
+                code = metrics_code(checks, metrics, "agent")
+                env_steps = (carry.iteration + 1) * config.steps_per_iteration
+                bad_step, bad_what = record_bad(carry.bad_step, carry.bad_what, code, env_steps)
+                diverged = learning & (bad_step >= 0)
+                keep = lambda old, x: jnp.where(diverged, old, x)  # noqa: E731
+                carry = carry._replace(
+                    agent=jax.tree.map(keep, before.agent, carry.agent),
+                    rewarder=jax.tree.map(keep, before.rewarder, carry.rewarder),
+                    bad_step=bad_step,
+                    bad_what=bad_what,
+                )
+                metrics = jax.tree.map(lambda x: jnp.where(diverged, jnp.zeros_like(x), x), metrics)
+                learning = learning & ~diverged
             else:
                 learning = jnp.ones((), bool)
                 carry, metrics = learn(carry, batch)
@@ -221,7 +242,23 @@ def make_loop(
         return freeze_on_nonfinite(live, carry, config.on_nonfinite == "raise")
 
     def period(carry: Carry, _):
+        start = carry
         carry, (stats, metrics) = jax.lax.scan(iteration, carry, None, config.iterations_per_eval)
+        if config.on_nonfinite == "raise":
+            # Agent and rewarder state are checked once per period (cheap); a NaN/inf there sends
+            # both back to the period's start and freezes the run from the period's end on.
+            r_start = None if rewarder is None else start.rewarder.state
+            r_end = None if rewarder is None else carry.rewarder.state
+            agent, r_state, code = revert_nonfinite_state(
+                checks, (start.agent, r_start), (carry.agent, r_end), "agent"
+            )
+            bad_step, bad_what = record_bad(
+                carry.bad_step, carry.bad_what, code, carry.iteration * config.steps_per_iteration
+            )
+            r_carry = None if rewarder is None else carry.rewarder._replace(state=r_state)
+            carry = carry._replace(
+                agent=agent, rewarder=r_carry, bad_step=bad_step, bad_what=bad_what
+            )
         key, eval_key = jax.random.split(carry.key)
         row = period_row(
             algo,
@@ -234,6 +271,7 @@ def make_loop(
             carry.iteration * config.steps_per_iteration,
             carry.bad_step if config.on_nonfinite == "raise" else None,
             callback,
+            carry.bad_what if config.on_nonfinite == "raise" else None,
         )
         return carry._replace(key=key), row
 
@@ -249,10 +287,12 @@ def make_loop(
             key=key,
             iteration=jnp.zeros((), jnp.int32),
             bad_step=jnp.full((), -1, jnp.int32),
+            bad_what=jnp.full((), -1, jnp.int32),
             rewarder=r_carry,
         )
 
     def run(carry: Carry, num_periods: int) -> tuple[Carry, dict]:
         return jax.lax.scan(period, carry, None, num_periods)
 
-    return Loop(init=init, run=run, progress=callback if isinstance(callback, Progress) else None)
+    progress = callback if isinstance(callback, Progress) else None
+    return Loop(init=init, run=run, progress=progress, checks=checks)

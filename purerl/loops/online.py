@@ -35,18 +35,20 @@ from purerl.core import rewarder as rewarding
 from purerl.core.types import Algorithm, Rewarder, Transition
 from purerl.envs.protocol import Env, EnvState
 from purerl.loops.common import (
+    Checks,
     Loop,
     Progress,
     RewarderCarry,
     env_step_stats,
-    first_nonfinite,
     init_rewarder,
     make_train_fn,
     merge_metrics,
+    metrics_code,
     period_row,
     progress_callback,
+    record_bad,
+    revert_nonfinite_state,
     rewarder_key,
-    update_bad_step,
 )
 
 
@@ -62,8 +64,9 @@ class Config:
     eval_every: int = 5_000  # env steps between evaluations (= one metrics row)
     eval_episodes: int = 10
     progress: bool = False  # stream a progress bar and metric lines out of the compiled run
-    on_nonfinite: str = "raise"  # "raise": freeze the run at the first NaN/inf obs/reward and let
-    #                              run_seeds raise naming seed and step; "ignore": carry on
+    on_nonfinite: str = "raise"  # "raise": freeze the run at the first NaN/inf obs, reward, update
+    #                              metric or agent state and let run_seeds raise Diverged naming
+    #                              seed, step and quantity; "ignore": carry on
 
     def __post_init__(self):
         for name in (
@@ -134,7 +137,8 @@ class Carry(NamedTuple):
     buffer: replay.ReplayState
     key: jax.Array
     iteration: jax.Array  # int32
-    bad_step: jax.Array  # first env step with non-finite obs/reward, -1 if none
+    bad_step: jax.Array  # first env step with non-finite obs/reward/update, -1 if none
+    bad_what: jax.Array  # what went non-finite then (a code of Loop.checks), -1 if none
     rewarder: RewarderCarry | None = None  # the rewarder's state (None without a rewarder)
 
 
@@ -202,6 +206,7 @@ def make_loop(
         callback, config.progress, config.total_steps, spec.name or "train"
     )
     window = None if config.n_step == 1 else config.n_step
+    checks = Checks()
 
     def sample_batch(buffer, key):
         batch = replay.sample(buffer, key, config.batch_size, config.n_step)
@@ -228,18 +233,18 @@ def make_loop(
             terminated=state.terminated,
             truncated=state.truncated,
         )
-        r_carry, transition, stats, checked = env_step_stats(
-            state, transition, rewarder, carry.rewarder, reward_mode, reward_weight
+        r_carry, transition, stats, code = env_step_stats(
+            state, transition, rewarder, carry.rewarder, reward_mode, reward_weight, checks
         )
         carry = carry._replace(rewarder=r_carry)
-        is_bad = first_nonfinite(checked)
         env_steps = (carry.iteration + 1) * n_envs
-        bad_step = update_bad_step(carry.bad_step, is_bad, env_steps)
+        bad_step, bad_what = record_bad(carry.bad_step, carry.bad_what, code, env_steps)
         # A frozen run (this step or an earlier one non-finite) writes nothing: a masked write of
         # one slot, never a select over the whole buffer (which under vmap copied all of it every
         # iteration: 3x slower at 1M slots).
         buffer = replay.add(carry.buffer, transition, bad_step < 0 if check else None)
-        return carry._replace(env=state, buffer=buffer, key=key, bad_step=bad_step), stats
+        carry = carry._replace(env=state, buffer=buffer, key=key)
+        return carry._replace(bad_step=bad_step, bad_what=bad_what), stats
 
     def updates(agent, r_state, buffer, key) -> tuple[Any, Any, dict]:
         """``updates_per_iteration`` updates on batches sampled from ``buffer``. The buffer is an
@@ -269,7 +274,11 @@ def make_loop(
 
         With ``on_nonfinite="raise"`` a run is frozen from the env step whose observation or
         reward is non-finite on: its agent, env, rewarder state and buffer stay as they were
-        before that step (no update ever sees the NaN) and it outputs zeros. The freeze is applied
+        before that step (no update ever sees the NaN) and it outputs zeros. Likewise from the
+        iteration whose updates give a non-finite metric (a loss) or agent/rewarder state (the
+        parameters): agent, env and rewarder state stay as they were before that iteration (the
+        replay buffer keeps the iteration's own, finite, transitions); the states themselves are
+        checked at the period's end (:func:`period`). The freeze is applied
         leaf by leaf to the small parts of the carry (and as a masked write to the buffer) rather
         than as one ``lax.cond`` over the carry: under ``vmap`` a cond on a per-seed predicate
         becomes a select of both branches, i.e. a copy of the whole replay buffer per iteration.
@@ -278,7 +287,6 @@ def make_loop(
         """
         check = config.on_nonfinite == "raise"
         stepped, stats = env_step(carry, check)
-        frozen = stepped.bad_step >= 0 if check else None
         learning = carry.iteration >= config.warmup_iterations
         r_state = None if stepped.rewarder is None else stepped.rewarder.state
 
@@ -293,11 +301,16 @@ def make_loop(
         key, agent, r_state, metrics = jax.lax.cond(
             learning, learn, wait, stepped.agent, r_state, stepped.key
         )
+        code = metrics_code(checks, metrics, "agent") if check else None
         metrics = {**metrics, "learning": learning.astype(jnp.float32)}
         r_carry = None if stepped.rewarder is None else stepped.rewarder._replace(state=r_state)
         new = stepped._replace(agent=agent, rewarder=r_carry, key=key)
         outputs = (stats, metrics)
-        if frozen is not None:
+        if check:
+            env_steps = (carry.iteration + 1) * n_envs
+            bad_step, bad_what = record_bad(new.bad_step, new.bad_what, code, env_steps)
+            new = new._replace(bad_step=bad_step, bad_what=bad_what)
+            frozen = bad_step >= 0
             keep = lambda old, x: jnp.where(frozen, old, x)  # noqa: E731
             new = new._replace(
                 agent=jax.tree.map(keep, carry.agent, new.agent),
@@ -308,7 +321,23 @@ def make_loop(
         return new._replace(iteration=carry.iteration + 1), outputs
 
     def period(carry: Carry, _):
+        start = carry
         carry, (stats, metrics) = jax.lax.scan(iteration, carry, None, config.iterations_per_eval)
+        if config.on_nonfinite == "raise":
+            # Agent and rewarder state are checked once per period (cheap); a NaN/inf there sends
+            # both back to the period's start and freezes the run from the period's end on.
+            r_start = None if rewarder is None else start.rewarder.state
+            r_end = None if rewarder is None else carry.rewarder.state
+            agent, r_state, code = revert_nonfinite_state(
+                checks, (start.agent, r_start), (carry.agent, r_end), "agent"
+            )
+            bad_step, bad_what = record_bad(
+                carry.bad_step, carry.bad_what, code, carry.iteration * n_envs
+            )
+            r_carry = None if rewarder is None else carry.rewarder._replace(state=r_state)
+            carry = carry._replace(
+                agent=agent, rewarder=r_carry, bad_step=bad_step, bad_what=bad_what
+            )
         key, eval_key = jax.random.split(carry.key)
         row = period_row(
             algo,
@@ -321,6 +350,7 @@ def make_loop(
             carry.iteration * n_envs,
             carry.bad_step if config.on_nonfinite == "raise" else None,
             callback,
+            carry.bad_what if config.on_nonfinite == "raise" else None,
         )
         return carry._replace(key=key), row
 
@@ -349,6 +379,7 @@ def make_loop(
             key=key,
             iteration=jnp.zeros((), jnp.int32),
             bad_step=jnp.full((), -1, jnp.int32),
+            bad_what=jnp.full((), -1, jnp.int32),
             rewarder=r_carry,
         )
 
@@ -360,4 +391,5 @@ def make_loop(
         run=run,
         progress=callback if isinstance(callback, Progress) else None,
         shared=("iteration",),  # advances identically in every seed (see iteration())
+        checks=checks,
     )

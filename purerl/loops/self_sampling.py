@@ -37,7 +37,13 @@ Output of ``train(key, *init_args) -> (final_state, metrics)``: ``metrics`` is a
 * every key of ``algo.update``'s metrics: the mean over the period's updates (NaN in the
   ``eval_at_start`` row, where no update ran);
 * every key of ``evaluate_fn``'s metrics, evaluated on the state at the end of the period;
-* ``loop/updates``: the number of updates done when the row was taken (int32).
+* ``loop/updates``: the number of updates done when the row was taken (int32);
+* with ``on_nonfinite="raise"`` (the default) ``check/nonfinite_step`` and ``check/nonfinite_what``:
+  the first update whose metrics held NaN/inf, or the end of the first period whose final state
+  did (-1 if none), and a code of ``train.checks`` naming the quantity. That update is undone (a
+  non-finite state goes back to the period's start) and the run freezes there (its rows repeat
+  the frozen state's evaluation); :func:`purerl.loops.common.check_finite` (called by
+  ``run_seeds``) raises :class:`purerl.loops.common.Diverged` naming run, update and quantity.
 
 Everything is traceable: ``jax.vmap(train)`` over keys runs seeds in parallel in one compile, and a
 hyperparameter sweep builds the Algorithm inside the mapped function (``lambda key, beta:
@@ -57,7 +63,13 @@ import jax
 import jax.numpy as jnp
 
 from purerl.core.types import Algorithm, Metrics
-from purerl.loops.common import Progress
+from purerl.loops.common import (
+    Checks,
+    Progress,
+    metrics_code,
+    record_bad,
+    revert_nonfinite_state,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +80,8 @@ class LoopConfig:
     progress: bool = False  # stream a tqdm bar and metric lines out of the compiled run
     progress_keys: tuple[str, ...] = ("eval/reward", "eval/gold", "eval/kl_sft")  # printed keys
     desc: str = "alignment"  # progress bar label
+    on_nonfinite: str = "raise"  # "raise": freeze before the first update whose metrics or state
+    #                              hold NaN/inf and report it in check/...; "ignore": carry on
 
     def __post_init__(self):
         for name in ("num_updates", "eval_every"):
@@ -82,6 +96,10 @@ class LoopConfig:
         for name in ("eval_at_start", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"LoopConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        if self.on_nonfinite not in ("raise", "ignore"):
+            raise ValueError(
+                f"LoopConfig.on_nonfinite must be 'raise' or 'ignore', got {self.on_nonfinite!r}"
+            )
         if not isinstance(self.progress_keys, tuple) or not all(
             isinstance(k, str) for k in self.progress_keys
         ):
@@ -99,6 +117,8 @@ class LoopCarry(NamedTuple):
     state: Any  # the Algorithm's state (holds the training key)
     key: jax.Array  # evaluation key stream, separate from the algorithm's
     updates: jax.Array  # int32 updates done
+    bad_step: jax.Array  # int32 first update whose metrics or state were NaN/inf, -1 if none
+    bad_what: jax.Array  # int32 what went non-finite then (a code of train.checks), -1 if none
 
 
 def _check_scalars(owner: str, metrics: Any) -> None:
@@ -140,9 +160,23 @@ def make_train(
         raise ValueError(f"make_train needs a LoopConfig, got {type(config).__name__}")
     if callback is None and config.progress:
         callback = Progress(config.num_updates, keys=config.progress_keys, desc=config.desc)
+    check = config.on_nonfinite == "raise"
+    checks = Checks()
 
-    def scan_body(state: Any, _: None) -> tuple[Any, Metrics]:
-        return algo.update(state, None)
+    def scan_body(carry: tuple, step: jax.Array) -> tuple[tuple, tuple[Metrics, jax.Array]]:
+        """One update; with ``check``, an update whose metrics hold NaN/inf is undone, and so is
+        every later one (the run freezes before it; its metrics output zeros). The state itself
+        is checked at the period's end (:func:`period`)."""
+        state, bad_step, bad_what = carry
+        new, metrics = algo.update(state, None)
+        if not check:
+            return (new, bad_step, bad_what), (metrics, jnp.ones((), bool))
+        code = metrics_code(checks, metrics, "agent")
+        bad_step, bad_what = record_bad(bad_step, bad_what, code, step)
+        ok = bad_step < 0
+        new = jax.tree.map(lambda old, x: jnp.where(ok, x, old), state, new)
+        metrics = jax.tree.map(lambda x: jnp.where(ok, x, jnp.zeros_like(x)), metrics)
+        return (new, bad_step, bad_what), (metrics, ok)
 
     def emit(row: Metrics) -> None:
         if callback is not None:
@@ -153,36 +187,62 @@ def make_train(
         _check_scalars("evaluate_fn", metrics)
         return dict(metrics)
 
-    def run_updates(state: Any) -> tuple[Any, Metrics]:
-        state, metrics = jax.lax.scan(scan_body, state, None, config.eval_every)
-        _check_scalars("algo.update", jax.tree.map(lambda x: x[0], metrics))
-        return state, {k: jnp.mean(v, axis=0) for k, v in metrics.items()}
+    def mean(v: jax.Array, live: jax.Array) -> jax.Array:
+        """The mean over the updates that ran (all of them: exactly ``jnp.mean``), NaN if none."""
+        n = jnp.sum(live)
+        partial = jnp.sum(jnp.where(live, v, 0), axis=0) / jnp.maximum(n, 1)
+        return jnp.where(
+            n == live.shape[0], jnp.mean(v, axis=0), jnp.where(n > 0, partial, jnp.nan)
+        )
 
-    def no_updates(state: Any) -> tuple[Any, Metrics]:
-        shapes = jax.eval_shape(run_updates, state)[1]
-        return state, {k: jnp.full(s.shape, jnp.nan, s.dtype) for k, s in shapes.items()}
+    def run_updates(inner: tuple) -> tuple[tuple, Metrics]:
+        state, bad_step, bad_what, done = inner
+        steps = done + 1 + jnp.arange(config.eval_every, dtype=jnp.int32)
+        (state, bad_step, bad_what), (metrics, live) = jax.lax.scan(
+            scan_body, (state, bad_step, bad_what), steps
+        )
+        _check_scalars("algo.update", jax.tree.map(lambda x: x[0], metrics))
+        return (state, bad_step, bad_what, done), {k: mean(v, live) for k, v in metrics.items()}
+
+    def no_updates(inner: tuple) -> tuple[tuple, Metrics]:
+        shapes = jax.eval_shape(run_updates, inner)[1]
+        return inner, {k: jnp.full(s.shape, jnp.nan, s.dtype) for k, s in shapes.items()}
 
     def period(carry: LoopCarry, first: jax.Array) -> tuple[LoopCarry, Metrics]:
         # The start row is a period without updates (a cond on an unbatched flag, so it stays a
         # cond under vmap): the evaluation is traced and compiled once, not twice.
+        inner = (carry.state, carry.bad_step, carry.bad_what, carry.updates)
         if config.eval_at_start:
-            state, row = jax.lax.cond(first, no_updates, run_updates, carry.state)
+            inner, row = jax.lax.cond(first, no_updates, run_updates, inner)
             updates = carry.updates + jnp.where(first, 0, config.eval_every).astype(jnp.int32)
         else:
-            state, row = run_updates(carry.state)
+            inner, row = run_updates(inner)
             updates = carry.updates + config.eval_every
+        state, bad_step, bad_what, _ = inner
+        if check:
+            # The state is checked once per period (cheap); a NaN/inf there sends it back to the
+            # period's start and freezes the run from the period's end on.
+            state, _, code = revert_nonfinite_state(
+                checks, (carry.state, None), (state, None), "agent"
+            )
+            bad_step, bad_what = record_bad(bad_step, bad_what, code, updates)
         key, eval_key = jax.random.split(carry.key)
         row.update(evaluate(state, eval_key))
         row["loop/updates"] = updates
+        if check:
+            row["check/nonfinite_step"] = bad_step
+            row["check/nonfinite_what"] = bad_what
         emit(row)
+        carry = LoopCarry(state, key, updates, bad_step, bad_what)
         if snapshot is not None:
-            return LoopCarry(state, key, updates), (row, snapshot(state))
-        return LoopCarry(state, key, updates), row
+            return carry, (row, snapshot(state))
+        return carry, row
 
     def train(key: jax.Array, *init_args: Any) -> tuple[Any, dict[str, jax.Array]]:
         init_key, key = jax.random.split(key)
         state = algo.init(init_key, *init_args)
-        carry = LoopCarry(state, key, jnp.zeros((), jnp.int32))
+        none = jnp.full((), -1, jnp.int32)
+        carry = LoopCarry(state, key, jnp.zeros((), jnp.int32), none, none)
         num_rows = config.num_periods + int(config.eval_at_start)
         firsts = jnp.arange(num_rows) == 0
         carry, rows = jax.lax.scan(period, carry, firsts)
@@ -192,4 +252,6 @@ def make_train(
         return carry.state, rows
 
     train.progress = callback if isinstance(callback, Progress) else None
+    train.checks = checks  # names of the codes in check/nonfinite_what (filled when traced)
+    train.nonfinite_wording = {"what": "update's metrics or state", "unit": "update"}
     return train

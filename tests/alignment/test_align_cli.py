@@ -96,3 +96,17 @@ def test_align_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, message):
     assert cli.main(["align", "--out", str(tmp_path / "x"), *argv]) == 2
     assert message in _error_line(capsys)
     assert not (tmp_path / "x").exists()  # nothing is written before the input is valid
+
+
+def test_diverging_pretraining_exits_3(tmp_path, capsys):
+    """Issue 20: a diverged pre-training used to exit 0, report every accuracy as 0.000 and write
+    NaN into summary.json. Now the stage freezes at its first NaN/inf update and the run exits 3
+    naming the stage, the update, the quantity and the seed; no summary is written. (The sizes of
+    tests/alignment/test_warm_pipeline.py's divergence test: one compile for both.)"""
+    out = tmp_path / "align"
+    argv = ["align", "--out", str(out), "--lm-lr", "1e30", "--pretrain-steps", "3"]
+    argv += ["--sft-steps", "3", "--batch-size", "16", *TINY[:4]]
+    assert cli.main(argv) == 3
+    err = _error_line(capsys)
+    assert "of pre-training, seed 0 (the update diverged" in err and "learning rate" in err
+    assert not (out / "summary.json").exists()

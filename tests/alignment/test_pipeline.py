@@ -3,9 +3,10 @@
 The identity test runs the pipeline at the sizes of tests/alignment/test_align_cli.py (so in one
 pytest process it reuses that file's compiles) and compares every number with the summary that
 ``purerl align`` wrote with the same flags before the pipeline moved out of ``cli.py``
-(``data/align_tiny_seed3.json``). On the machine that recorded it the numbers are bit-identical
-(checked with ``json`` equality); the tolerance below only absorbs float32 round-off of other
-CPUs' XLA code.
+(``data/align_tiny_seed3*.json``, one per machine that recorded it, tests/cpu_family.py): every
+number must be equal. A machine without its own recording skips it: the chain samples tokens, so
+round-off of another CPU's XLA code changes the numbers beyond any float tolerance (measured: the
+proxy reward of the RL curve moves by 1%).
 """
 
 import dataclasses
@@ -17,15 +18,16 @@ import pytest
 
 from purerl.alignment import lm, pipeline, reward_model, tasks, warm
 from purerl.alignment import policy_gradient as pg
-from tests.cpu_family import cpu_family, lookup
+from tests.cpu_family import machine, pick
 
 DATA = pathlib.Path(__file__).parent / "data"
 # The old CLI's numbers per CPU family (tests/cpu_family.py): rounding differs with the vector units.
 RECORDS = {
     "AuthenticAMD": DATA / "align_tiny_seed3.json",
     "GenuineIntel/avx512": DATA / "align_tiny_seed3.GenuineIntel-avx512.json",
+    "AuthenticAMD/25/1/avx2": DATA / "align_tiny_seed3.AuthenticAMD-25-1-avx2.json",
 }
-RECORD = lookup(RECORDS)
+RECORD, EXACT = pick(RECORDS)
 
 
 def _tiny(**overrides) -> pipeline.PipelineConfig:
@@ -70,15 +72,16 @@ def _assert_same(actual, expected, path="summary"):
         assert len(actual) == len(expected), path
         for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
             _assert_same(a, e, f"{path}[{i}]")
-    elif isinstance(expected, float):
-        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6, err_msg=path)
     else:
         assert actual == expected, path
 
 
 def test_run_reproduces_the_numbers_of_the_old_cli_pipeline():
-    if RECORD is None:
-        pytest.skip(f"no recording for this CPU family ({cpu_family()})")
+    if not EXACT:
+        pytest.skip(
+            f"no recording made on this machine ({machine()}): sampled tokens turn round-off into "
+            "changes beyond float tolerance (tests/cpu_family.py)"
+        )
     stages = []
     results = pipeline.run(_tiny(), lambda stage, value, seconds: stages.append(stage))
     assert stages == ["pretrain", "sft", "preferences", "reward_models", "policy"]

@@ -13,7 +13,7 @@ import pytest
 from purerl.alignment import lm, tasks
 from purerl.alignment import policy_gradient as pg
 from purerl.core.tree import lerp
-from purerl.loops import self_sampling
+from purerl.loops import common, self_sampling
 
 TASK = tasks.TaskConfig()  # sequences [N, 4 + 8]
 LM = lm.LMConfig(vocab_size=16, max_len=12, d_model=16, num_heads=2, num_layers=1)
@@ -296,3 +296,34 @@ def test_snapshot_keeps_the_state_of_every_row():
         jax.random.key(0), jnp.float32(10.0)
     )
     np.testing.assert_array_equal(plain["eval/x"], rows["eval/x"])
+
+
+@pytest.mark.parametrize("where", ["param", "loss"])
+def test_diverged_update_is_undone_and_named(where):
+    """Issue 20: the loop checked nothing; a NaN/inf metric or state ran on to the end. The 4th
+    update (the second period: updates 3-4) blows up. An inf loss: that update is undone, the run
+    freezes with x = 3. A NaN state: the period-end check sends it back to the period's start
+    (x = 2). The rows report it and check_finite (as run_seeds and the align pipeline call it)
+    names the update and the quantity."""
+
+    def update(state, _):
+        (x,) = state
+        bad = x == 3.0  # the 4th update, from x = 3
+        new = jnp.where(bad & (where == "param"), jnp.nan, x + 1.0)
+        return (new,), {"loss/x": jnp.where(bad & (where == "loss"), jnp.inf, x)}
+
+    algo = types.SimpleNamespace(init=lambda key, x0: (x0,), update=update)
+    evaluate_fn = lambda s, key: {"eval/x": s[0]}  # noqa: E731
+    config = self_sampling.LoopConfig(num_updates=6, eval_every=2)
+    train = self_sampling.make_train(algo, config, evaluate_fn)
+    state, rows = jax.jit(train)(jax.random.key(0), jnp.float32(0.0))
+    np.testing.assert_array_equal(rows["check/nonfinite_step"], [-1, -1, 4, 4])
+    kept = 3.0 if where == "loss" else 2.0
+    np.testing.assert_array_equal(rows["eval/x"], [0.0, 2.0, kept, kept])
+    assert float(state[0]) == kept
+    # Row 2 averages the updates that ran (with an inf loss, update 4 did not); row 3 ran none.
+    np.testing.assert_array_equal(rows["loss/x"][1:3], [0.5, 2.0 if where == "loss" else 2.5])
+    assert np.isnan(rows["loss/x"][3])
+    quantity = "update metric loss/x" if where == "loss" else "agent state 0"
+    with pytest.raises(common.Diverged, match=f"in {quantity}.* first at update 4 of seed 0"):
+        common.check_finite(rows, unit="update", checks=train.checks)

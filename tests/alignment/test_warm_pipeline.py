@@ -11,6 +11,7 @@ import pytest
 
 from purerl.alignment import lm, pretrain, tasks, warm
 from purerl.alignment import reward_model as rm
+from purerl.core import divergence
 
 TASK = tasks.TaskConfig()  # sequences [N, 12]
 LM = lm.LMConfig(vocab_size=16, max_len=12, d_model=16, num_heads=2, num_layers=1)
@@ -43,6 +44,30 @@ def data():
 def baklava(lms, data):
     """Members from the 2 SFT checkpoints (Baklava), diverse lr / dropout / data order."""
     return warm.train_reward_models(jax.random.key(4), lms[1].checkpoints, data[0], CFG)
+
+
+def test_pretrain_divergence_is_named():
+    """Issue 20: a diverging pre-training returned NaN losses and the pipeline carried on. The
+    guard freezes the scan and raises naming the stage, the update and the quantity (the same
+    compile as tests/alignment/test_align_cli.py's divergence test)."""
+    with pytest.raises(divergence.Diverged, match=r"first at update \d+ of pre-training") as e:
+        pretrain.pretrain(jax.random.key(0), LM, TASK, 3, BATCH, lr=1e30)
+    assert e.value.cause == "agent" and e.value.quantity.startswith(("update metric", "state"))
+
+
+def test_reward_model_divergence_is_named(lms, data, baklava, monkeypatch):
+    """Member 1 with an absurd learning rate (its plan's step size is traced: the baklava
+    fixture's compile serves): each member's scan freezes before its first NaN/inf update; the
+    error names member 1, the update and the quantity."""
+    plan = warm.member_plan
+
+    def huge_lr(*args):
+        p = plan(*args)
+        return p._replace(learning_rate=p.learning_rate.at[1].set(1e30))
+
+    monkeypatch.setattr(warm, "member_plan", huge_lr)
+    with pytest.raises(divergence.Diverged, match=r"first at update \d of reward model member 1"):
+        warm.train_reward_models(jax.random.key(4), lms[1].checkpoints, data[0], CFG)
 
 
 def _member(tree, i):

@@ -13,6 +13,7 @@ from purerl.core.types import Algorithm
 from purerl.datasets import io
 from purerl.datasets.schema import DatasetError, validate
 from purerl.loops import common, offline, writers
+from tests.loops.blowup import blows_up
 
 ENV = envs.make("point_mass")
 
@@ -115,6 +116,28 @@ def test_nonfinite_metrics_raise(dataset):
         common.run_seeds(train, jax.random.key(0), 1, args=(data,))
 
 
+@pytest.mark.parametrize(
+    "where, at, step, kept",
+    [("loss", 3, 3, 2), ("param", 23, 40, 20)],  # a parameter: found at the period's end (40)
+)
+def test_diverged_update_is_not_kept_and_named(dataset, where, at, step, kept):
+    """Issue 20: only metrics were checked, after the bad update's state was kept, and a NaN
+    parameter with finite metrics was never caught. An inf loss at update 3: the run keeps the
+    agent of update 2. A NaN parameter at update 23: the period-end state check (updates 21-40)
+    sends the agent back to the period's start, update 20."""
+    data = offline.prepare_data(dataset, CONFIG)
+    train = offline.make_train(blows_up(ENV.spec, at=at, where=where), ENV, CONFIG)
+    carry, m = common.run_seeds(train, jax.random.key(0), 1, args=(data,), check=False)
+    quantity = "update metric loss/toy" if where == "loss" else "agent state w"
+    with pytest.raises(
+        common.Diverged, match=f"in {quantity}.* first at update {step} of seed 0"
+    ) as e:
+        common.check_finite(m, "", "update", checks=train.checks)
+    assert e.value.cause == "data"  # agent hyperparameters or the data's scale
+    np.testing.assert_array_equal(carry.agent["updates"], [kept])
+    np.testing.assert_array_equal(carry.agent["w"], [[kept, kept]])
+
+
 def test_bad_inputs(dataset):
     with pytest.raises(DatasetError, match="fewer than batch_size"):
         offline.prepare_data(dataset, offline.Config(batch_size=5000))
@@ -150,13 +173,14 @@ def test_cli_train_offline(dataset, tmp_path, capsys):
     metrics = writers.read_csv(os.path.join(out, "metrics.csv"))
     assert metrics["updates"].shape == (2, 10) and "eval/normalized" in metrics
     assert os.path.exists(os.path.join(out, "curve.png"))
-    code = cli.main(["train-offline", "ppo", "--dataset", path, "--steps", "10", "--out", out])
+    other = str(tmp_path / "other")  # `out` is not empty now
+    code = cli.main(["train-offline", "ppo", "--dataset", path, "--steps", "10", "--out", other])
     assert code == 2 and "on-policy" in capsys.readouterr().err
     bare = validate(dataset.arrays(), {"max_episode_steps": 100})
     io.save(str(tmp_path / "bare.npz"), bare)
     code = cli.main(
         ["train-offline", "bc", "--dataset", str(tmp_path / "bare.npz"), "--steps", "10"]
-        + ["--out", out]
+        + ["--out", other]
     )
     assert code == 2 and "--env" in capsys.readouterr().err
 

@@ -11,6 +11,7 @@ from purerl.agents import ppo
 from purerl.core.types import Algorithm
 from purerl.envs import toy, wrappers
 from purerl.loops import common, on_policy
+from tests.loops.blowup import blows_up
 
 # ---------------------------------------------------------------------------------------------
 # Config
@@ -187,6 +188,32 @@ def test_nonfinite_freezes_the_run(mode):
         np.testing.assert_array_equal(m["env_steps"], [8, 16, 24, 32])
 
 
+@pytest.mark.parametrize(
+    "where, quantity",
+    [
+        ("param", "agent state w \\(checked at the end of each period\\)"),
+        ("loss", "update metric loss/toy"),
+    ],
+)
+def test_diverged_update_is_undone_and_named(where, quantity):
+    """Issue 20: a NaN/inf loss or parameter used to pass unnoticed. The 2nd update (after the
+    rollout ending at env step 16; one rollout per period) blows up: it is undone (a loss right
+    away, a parameter by the period-end state check) and the run freezes there."""
+    env = envs.make("point_mass")
+    config = on_policy.Config(
+        total_steps=32, num_envs=2, unroll_length=4, eval_every=8, eval_episodes=1
+    )
+    train = on_policy.make_train(blows_up(env.spec, at=2, where=where), env, config)
+    carry, m = common.run_seeds(train, jax.random.key(0), 1, check=False)
+    with pytest.raises(common.Diverged, match=f"in {quantity} first at env step 16 of seed 0"):
+        common.check_finite(m, checks=train.checks)
+    np.testing.assert_array_equal(m["check/nonfinite_step"], [[-1, 16, 16, 16]])
+    np.testing.assert_array_equal(carry.agent["updates"], [1])
+    np.testing.assert_array_equal(carry.agent["w"], [[1.0, 1.0]])
+    if where == "loss":  # the undone update's metrics are not averaged into its row
+        assert np.isfinite(m["loss/toy"][0, 0]) and np.isnan(m["loss/toy"][0, 1])
+
+
 # ---------------------------------------------------------------------------------------------
 # PPO end to end, vmapped over seeds
 
@@ -209,6 +236,7 @@ def test_ppo_rows_over_seeds():
         "train/episode_return",
         "train/episodes",
         "check/nonfinite_step",
+        "check/nonfinite_what",
         "loss/total",
         "loss/policy",
         "loss/value",

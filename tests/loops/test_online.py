@@ -11,7 +11,8 @@ import pytest
 from purerl import envs
 from purerl.agents import td3
 from purerl.envs import toy, wrappers
-from purerl.loops import NonFiniteError, online, run_seeds
+from purerl.loops import NonFiniteError, common, online, run_seeds
+from tests.loops.blowup import blows_up
 
 TINY = td3.Config(hidden=(8, 8))
 
@@ -69,11 +70,11 @@ def test_nonfinite_reward_stops_run_naming_seed_and_step():
     env = nan_env(at=7)
     algo = td3.make(TINY, env.spec)
     train = online.make_train(algo, env, small())
+    carry, m = run_seeds(train, jax.random.key(0), 2, check=False)
     with pytest.raises(NonFiniteError, match="env step 7 of seed 0"):
-        run_seeds(train, jax.random.key(0), 2)
+        common.check_finite(m, checks=train.checks)  # what run_seeds does after the run
     # The run froze before the bad step: the NaN transition was never written, the six before it
     # were, nothing later was, and no update ever saw the NaN (the counter runs on to the end).
-    carry, m = run_seeds(online.make_train(algo, env, small()), jax.random.key(0), 2, check=False)
     np.testing.assert_array_equal(carry.buffer.size, [6, 6])
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(carry.buffer.data))
     floats = [x for x in jax.tree.leaves(carry.agent) if jnp.issubdtype(x.dtype, jnp.floating)]
@@ -88,6 +89,39 @@ def test_nonfinite_reward_stops_run_naming_seed_and_step():
         check=False,
     )
     np.testing.assert_array_equal(carry.iteration, [400])
+
+
+def test_diverged_update_freezes_before_it_and_names_what():
+    """Issue 20: a NaN/inf loss used to pass unnoticed (only obs/rewards were checked). Updates
+    start at env step 101 (100 warm-up steps); the 3rd update (env step 103) reports an inf loss:
+    the run freezes before it."""
+    env = envs.make("point_mass")
+    train = online.make_train(blows_up(env.spec, at=3, where="loss"), env, small())
+    carry, m = run_seeds(train, jax.random.key(0), 2, check=False)
+    match = "in update metric loss/toy first at env step 103 of seed 0"
+    with pytest.raises(common.Diverged, match=match) as e:
+        common.check_finite(m, checks=train.checks)  # what run_seeds does after the run
+    assert e.value.cause == "agent" and "learning rate" in str(e.value)
+    np.testing.assert_array_equal(m["check/nonfinite_step"][:, -1], [103, 103])
+    # Frozen before that update: the agent after the 2nd update; the replay buffer keeps the
+    # finite transition of the diverged iteration; nothing later is written.
+    np.testing.assert_array_equal(carry.agent["updates"], [2, 2])
+    np.testing.assert_array_equal(carry.agent["w"], np.full((2, 2), 2.0))
+    np.testing.assert_array_equal(carry.buffer.size, [103, 103])
+
+
+def test_nonfinite_parameters_are_found_at_the_period_end_and_undone():
+    """A parameter going NaN with finite losses (the 103rd update, in the second period) is found
+    by the once-per-period state check: the agent goes back to the period's start (100 updates),
+    the last state known finite, and the error names the leaf."""
+    env = envs.make("point_mass")
+    train = online.make_train(blows_up(env.spec, at=103, where="param"), env, small())
+    carry, m = run_seeds(train, jax.random.key(0), 1, check=False)
+    with pytest.raises(common.Diverged, match=r"in agent state w \(checked at the end of each pe"):
+        common.check_finite(m, checks=train.checks)
+    np.testing.assert_array_equal(m["check/nonfinite_step"], [[-1, 400]])
+    np.testing.assert_array_equal(carry.agent["updates"], [100])
+    np.testing.assert_array_equal(carry.agent["w"], [[100.0, 100.0]])
 
 
 def test_n_step_mismatch_with_agent_is_a_clear_error():

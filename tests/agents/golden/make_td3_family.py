@@ -22,7 +22,9 @@ import argparse
 import os
 
 # The same XLA flags as tests/conftest.py, so the fixture and the test compile alike.
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+os.environ.setdefault(  # tests/conftest.py's flags
+    "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false --xla_backend_optimization_level=0"
+)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
