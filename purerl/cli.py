@@ -3,6 +3,7 @@
     purerl train td3 --env point_mass --seeds 4 --steps 20000 --out runs/td3_pm \\
         --set hidden=64,64 --set policy_noise=0.1 --loop-set batch_size=128
     purerl agents        # one line per agent
+    purerl agents sac    # sac's Config fields: type, default and where the default comes from
     purerl envs          # one line per env
     purerl generate expert  --env halfcheetah                     # train + cache an expert
     purerl generate dataset --env halfcheetah --level medium      # D4RL-style level (cached)
@@ -692,7 +693,24 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
 
 def cmd_agents(args: argparse.Namespace) -> int:
     from purerl import agents
+    from purerl.core import fields
 
+    if args.name is not None:
+        if args.name not in agents.REGISTRY:
+            raise UsageError(
+                f"unknown agent {args.name!r}; known agents: {', '.join(sorted(agents.REGISTRY))}"
+            )
+        module = agents.get(args.name)
+        print(f"{args.name}: {agents.REGISTRY[args.name][1]} (loop: {getattr(module, 'LOOP', '?')})")
+        print(f"{module.__name__}.Config, set with --set KEY=VALUE:\n")
+        print(fields.format_fields(fields.config_fields(module.Config)))
+        loop_name = getattr(module, "LOOP", None)
+        if loop_name is not None:
+            loop = importlib.import_module(f"purerl.loops.{loop_name}")
+            command = "train-offline" if loop_name == "offline" else "train"
+            print(f"\n{loop.__name__}.Config ('purerl {command}'), set with --loop-set KEY=VALUE:\n")
+            print(fields.format_fields(fields.config_fields(loop.Config)))
+        return 0
     listing = agents.list_agents()
     width = max(map(len, listing), default=0)
     for name, desc in listing.items():
@@ -1137,7 +1155,11 @@ def build_parser() -> argparse.ArgumentParser:
             "PURERL_NO_COMPILATION_CACHE=1)",
         )
 
-    sub.add_parser("agents", help="list agents").set_defaults(func=cmd_agents)
+    p = sub.add_parser(
+        "agents", help="list agents, or one agent's config fields with defaults and sources"
+    )
+    p.add_argument("name", nargs="?", default=None, help="an agent: print its Config fields")
+    p.set_defaults(func=cmd_agents)
     sub.add_parser("envs", help="list envs").set_defaults(func=cmd_envs)
     return parser
 

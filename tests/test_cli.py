@@ -83,6 +83,25 @@ def test_list_agents_and_envs(capsys):
     assert any(line.split()[0] == "point_mass" and "point mass" in line for line in lines)
 
 
+def test_agents_name_lists_the_config_and_loop_fields_with_defaults_and_sources(capsys):
+    assert cli.main(["agents", "td3_bc"]) == 0
+    out = capsys.readouterr().out
+    rows = {ln.split()[0]: ln for ln in out.splitlines() if ln.strip()}
+    # td3_bc's own field, and one it inherits from TD3 with TD3's source comment
+    assert rows["alpha"].split()[1:3] == ["float", "2.5"] and "sec. 5" in rows["alpha"]
+    assert rows["policy_noise"].split()[1:3] == ["float", "0.2"] and "6.1" in rows["policy_noise"]
+    assert "purerl.loops.offline.Config ('purerl train-offline')" in out
+    assert rows["batch_size"].split()[1:3] == ["int", "256"]
+    assert cli.main(["agents", "ppo"]) == 0
+    assert "purerl.loops.on_policy.Config ('purerl train')" in capsys.readouterr().out
+
+
+def test_agents_unknown_name_is_a_usage_error(capsys):
+    assert cli.main(["agents", "td4"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("purerl: error: unknown agent 'td4'; known agents: bc, d4pg")
+
+
 BASE = ["train", "td3", "--env", "point_mass", "--steps", "2000"]
 
 

@@ -3,6 +3,7 @@
 from purerl.core import (
     compilation,
     divergence,
+    fields,
     jsonio,
     networks,
     normalization,
@@ -36,6 +37,7 @@ __all__ = [
     "Transition",
     "compilation",
     "divergence",
+    "fields",
     "fixed_update",
     "jsonio",
     "networks",

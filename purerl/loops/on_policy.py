@@ -58,7 +58,7 @@ class Config:
     num_envs: int = 1  # parallel envs per seed (PPO paper, MuJoCo: one actor)
     unroll_length: int = 2048  # T, steps per env per rollout (PPO paper Table 3: horizon 2048)
     eval_every: int = 16_384  # env steps between evaluations (= one metrics row); 8 rollouts
-    eval_episodes: int = 10
+    eval_episodes: int = 10  # episodes per evaluation (the D4RL / TD3 papers: 10)
     progress: bool = False  # stream a progress bar and metric lines out of the compiled run
     on_nonfinite: str = "raise"  # "raise": freeze the run at the first NaN/inf obs/reward (the
     #                              rollout holding it is never learned from), update metric or agent

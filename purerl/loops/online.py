@@ -62,7 +62,7 @@ class Config:
     buffer_size: int = 1_000_000  # transitions kept (all envs together); TD3/SAC papers: 1e6
     n_step: int = 1  # window length of sampled batches; must equal the agent's n_step
     eval_every: int = 5_000  # env steps between evaluations (= one metrics row)
-    eval_episodes: int = 10
+    eval_episodes: int = 10  # episodes per evaluation (the D4RL / TD3 papers: 10)
     progress: bool = False  # stream a progress bar and metric lines out of the compiled run
     on_nonfinite: str = "raise"  # "raise": freeze the run at the first NaN/inf obs, reward, update
     #                              metric or agent state and let run_seeds raise Diverged naming
