@@ -701,14 +701,18 @@ def cmd_agents(args: argparse.Namespace) -> int:
                 f"unknown agent {args.name!r}; known agents: {', '.join(sorted(agents.REGISTRY))}"
             )
         module = agents.get(args.name)
-        print(f"{args.name}: {agents.REGISTRY[args.name][1]} (loop: {getattr(module, 'LOOP', '?')})")
+        print(
+            f"{args.name}: {agents.REGISTRY[args.name][1]} (loop: {getattr(module, 'LOOP', '?')})"
+        )
         print(f"{module.__name__}.Config, set with --set KEY=VALUE:\n")
         print(fields.format_fields(fields.config_fields(module.Config)))
         loop_name = getattr(module, "LOOP", None)
         if loop_name is not None:
             loop = importlib.import_module(f"purerl.loops.{loop_name}")
             command = "train-offline" if loop_name == "offline" else "train"
-            print(f"\n{loop.__name__}.Config ('purerl {command}'), set with --loop-set KEY=VALUE:\n")
+            print(
+                f"\n{loop.__name__}.Config ('purerl {command}'), set with --loop-set KEY=VALUE:\n"
+            )
             print(fields.format_fields(fields.config_fields(loop.Config)))
         return 0
     listing = agents.list_agents()

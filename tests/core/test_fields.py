@@ -36,7 +36,9 @@ def test_fields_give_type_default_and_inline_source_with_the_subclass_comment_wi
     assert got["hidden"] == fields.Field("hidden", "tuple[int, ...]", "(64, 64)", "")
     assert got["name"].source == 'a "#" inside: kept whole'
     assert got["sizes"].default == "[1, 2]" and got["sizes"].source == "factory default"
-    assert fields.config_fields(Required) == [fields.Field("steps", "int", "(required)", "no default")]
+    assert fields.config_fields(Required) == [
+        fields.Field("steps", "int", "(required)", "no default")
+    ]
     with pytest.raises(TypeError, match="not a dataclass"):
         fields.config_fields(int)
 
