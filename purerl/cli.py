@@ -4,6 +4,7 @@
         --set hidden=64,64 --set policy_noise=0.1 --loop-set batch_size=128
     purerl agents        # one line per agent
     purerl agents sac    # sac's Config fields: type, default and where the default comes from
+    purerl train --config runs/td3_pm --set tau=0.01 --out runs/td3_tau   # rerun, one change
     purerl envs          # one line per env
     purerl generate expert  --env halfcheetah                     # train + cache an expert
     purerl generate dataset --env halfcheetah --level medium      # D4RL-style level (cached)
@@ -301,6 +302,106 @@ def _versions() -> dict[str, str]:
     return out
 
 
+CONFIG_HELP = (
+    "rerun from the config.json a run wrote (or its directory): its agent, env/dataset, seeds and "
+    "every agent and loop setting; flags given here override them"
+)
+# Loop fields that --config passes as flags (so a flag given beside --config overrides them), or that
+# follow from other settings, rather than as --loop-set.
+_CONFIG_LOOP_FLAGS = {
+    "total_steps": "--steps",
+    "eval_every": "--eval-every",
+    "num_envs": "--num-envs",
+}
+_CONFIG_LOOP_DERIVED = ("progress", "n_step")
+
+
+def _require(args: argparse.Namespace, *names: str) -> None:
+    """Without --config, the agent and these flags are required (argparse cannot say "unless")."""
+    missing = [n for n in names if getattr(args, n.lstrip("-").replace("-", "_")) is None]
+    if missing:
+        shown = ", ".join(n.upper() if not n.startswith("-") else n for n in missing)
+        raise UsageError(f"the following arguments are required: {shown} (or --config FILE)")
+
+
+def _config_value(value: Any) -> str:
+    """A config.json value as the text ``--set`` parses back to it (tuples came back as lists)."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        if any(isinstance(v, list | tuple | dict) for v in value):
+            raise UsageError(f"cannot pass the nested value {value!r} on the command line")
+        return ",".join(_config_value(v) for v in value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int | str):
+        return str(value)
+    raise UsageError(f"cannot pass the value {value!r} on the command line")
+
+
+def config_argv(path: str, argv: Sequence[str]) -> list[str]:
+    """The command line that reruns the run whose ``config.json`` is at ``path`` (a file or the
+    run's directory), with ``argv`` (the user's command line, which names ``--config``) on top.
+
+    Every recorded agent field becomes a ``--set`` and every loop field a ``--loop-set`` (or the
+    flag of :data:`_CONFIG_LOOP_FLAGS`), so the rerun does not depend on the defaults of the purerl
+    that runs it; the user's own flags come last and win (``--set``/``--loop-set`` keys too).
+    """
+    import json
+
+    command = argv[0]
+    file = os.path.join(path, "config.json") if os.path.isdir(path) else path
+    try:
+        with open(file) as f:
+            run = json.load(f)
+        agent, seeds, seed = run["agent"], run["seeds"], run["seed"]
+        agent_config, loop = run["agent_config"], run["loop_config"]
+        recorded = run.get("argv", [])
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(
+            f"--config {file}: not a config.json written by purerl train ({e})"
+        ) from None
+    run_command = "train-offline" if run.get("loop") == "offline" else "train"
+    if run_command != command:
+        raise UsageError(f"--config {file} is a 'purerl {run_command}' run; rerun it with that")
+    user = list(argv[1:])
+    for i, a in enumerate(user):  # drop --config FILE / --config=FILE
+        if a == "--config":
+            del user[i : i + 2]
+            break
+        if a.startswith("--config="):
+            del user[i]
+            break
+    given = build_parser().parse_args([command, *user, "--config", file])
+    if given.agent is not None and given.agent != agent:
+        raise UsageError(f"--config {file} trains {agent!r}, not {given.agent!r}; leave out AGENT")
+    out = [command] + ([agent] if given.agent is None else [])
+    out += ["--seeds", str(seeds), "--seed", str(seed)]
+    if command == "train":
+        out += ["--env", run["env"]]
+    else:
+        out += ["--dataset", run["dataset"], "--env", run["env"]]
+        before = build_parser().parse_args(recorded) if recorded else None
+        if before is not None and before.dataset_seed is not None:
+            out += ["--dataset-seed", str(before.dataset_seed)]
+    if run.get("backend"):
+        out += ["--backend", run["backend"]]
+    for key, flag in _CONFIG_LOOP_FLAGS.items():
+        if key in loop:
+            out += [flag, str(loop[key])]
+    out += [f"--set={k}={_config_value(v)}" for k, v in agent_config.items()]
+    out += [
+        f"--loop-set={k}={_config_value(v)}"
+        for k, v in loop.items()
+        if k not in _CONFIG_LOOP_FLAGS and k not in _CONFIG_LOOP_DERIVED
+    ]
+    return out + user
+
+
 def _get_agent(name: str):
     from purerl import agents
 
@@ -435,6 +536,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from purerl.core import jsonio
     from purerl.loops import checkpoint, common, plots, writers
 
+    _require(args, "agent", "--env", "--steps")
     module = _get_agent(args.agent)
     _check_out(args.out, args.overwrite)
     if args.env not in envs.list_envs():
@@ -1003,10 +1105,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     train = sub.add_parser("train", help="train an agent on an env over several seeds")
-    train.add_argument("agent", help="agent name (see 'purerl agents')")
-    train.add_argument("--env", required=True, help="env name (see 'purerl envs')")
+    train.add_argument("agent", nargs="?", help="agent name (see 'purerl agents')")
+    train.add_argument("--env", help="env name (see 'purerl envs'); required without --config")
     train.add_argument("--seeds", type=int, default=1, help="number of seeds, run in one vmap")
-    train.add_argument("--steps", type=int, required=True, help="env steps per seed")
+    train.add_argument("--steps", type=int, help="env steps per seed; required without --config")
+    train.add_argument("--config", default=None, metavar="FILE", help=CONFIG_HELP)
     train.add_argument("--out", required=True, help="output directory (new or empty)")
     train.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="agent Config override"
@@ -1040,14 +1143,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     off = sub.add_parser("train-offline", help="train an agent on a dataset over several seeds")
-    off.add_argument("agent", help="agent name (see 'purerl agents'): bc, td3, td3_bc, ...")
+    off.add_argument(
+        "agent", nargs="?", help="agent name (see 'purerl agents'): bc, td3, td3_bc, ..."
+    )
     off.add_argument(
         "--dataset",
-        required=True,
-        help="registry name (halfcheetah-medium; generated on first use) or file (.npz, .hdf5)",
+        help="registry name (halfcheetah-medium; generated on first use) or file (.npz, .hdf5); "
+        "required without --config",
     )
     off.add_argument("--seeds", type=int, default=1, help="number of seeds, run in one vmap")
-    off.add_argument("--steps", type=int, required=True, help="gradient updates per seed")
+    off.add_argument(
+        "--steps", type=int, help="gradient updates per seed; required without --config"
+    )
+    off.add_argument("--config", default=None, metavar="FILE", help=CONFIG_HELP)
     off.add_argument("--out", required=True, help="output directory (new or empty)")
     off.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="agent Config")
     off.add_argument(
@@ -1187,6 +1295,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
+        if getattr(args, "config", None) is not None:
+            config_file = args.config
+            argv = config_argv(config_file, argv)
+            args = parser.parse_args(argv)
+            args.config = config_file
         args.argv = argv
         if getattr(args, "no_compilation_cache", True) is False:
             from purerl.core import compilation

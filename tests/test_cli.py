@@ -1,6 +1,7 @@
 """The ``purerl`` command line, run in-process through ``cli.main(argv)``."""
 
 import csv
+import dataclasses
 import json
 
 import jax
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from purerl import cli, envs
-from purerl.agents import td3
-from purerl.loops import checkpoint, common, online, plots, writers
+from purerl.agents import td3, td3_bc
+from purerl.loops import checkpoint, common, offline, online, plots, writers
 
 TINY = ["--set", "hidden=32,32", "--loop-set", "batch_size=32", "--loop-set", "eval_episodes=2"]
 
@@ -70,6 +71,85 @@ def test_train_writes_metrics_curve_config_checkpoint_and_table(tmp_path, capsys
     np.testing.assert_array_equal(carry.agent.step, [1800, 1800])  # 2000 - 200 warm-up updates
     np.testing.assert_array_equal(carry.buffer.size, [2000, 2000])
     assert checkpoint.read_metadata(out / "checkpoint")["metadata"]["agent"] == "td3"
+
+    # --config reruns it from its config.json: the same metrics, bit for bit.
+    again = tmp_path / "again"
+    assert cli.main(["train", "--config", str(out), "--out", str(again), "--no-progress"]) == 0
+    assert (again / "metrics.csv").read_bytes() == (out / "metrics.csv").read_bytes()
+    rerun = json.loads((again / "config.json").read_text())
+    assert {k: rerun[k] for k in ("agent_config", "seeds", "seed", "env")} == {
+        k: config[k] for k in ("agent_config", "seeds", "seed", "env")
+    }
+    assert rerun["loop_config"] == {**loop_config, "progress": False}
+
+
+def _write_run(tmp_path, **changes):
+    """A config.json as ``purerl train`` writes it (its loop and agent fields, no run)."""
+    run = {
+        "agent": "td3", "env": "point_mass", "backend": None, "seeds": 3, "seed": 7,
+        "loop": "online",
+        "agent_config": {**dataclasses.asdict(td3.Config()), "hidden": [16, 16]},
+        "loop_config": dataclasses.asdict(online.Config(total_steps=2000, eval_every=500)),
+        "argv": ["train", "td3", "--env", "point_mass", "--steps", "2000", "--out", "x"],
+    }  # fmt: skip
+    run.update(changes)
+    path = tmp_path / "run"
+    path.mkdir(exist_ok=True)
+    (path / "config.json").write_text(json.dumps(run))
+    return path
+
+
+def test_config_argv_pins_every_recorded_setting_and_lets_given_flags_win(tmp_path):
+    run = _write_run(tmp_path)
+    argv = cli.config_argv(
+        str(run), ["train", "--config", str(run), "--set", "tau=0.01", "--seeds", "2", "--out", "o"]
+    )
+    args = cli.build_parser().parse_args(argv)
+    assert (args.agent, args.env, args.seed, args.steps, args.eval_every) == (
+        "td3", "point_mass", 7, 2000, 500
+    )  # fmt: skip
+    assert args.seeds == 2  # given beside --config
+    agent = td3.Config(**cli.parse_overrides(td3.Config, args.set, "--set"))
+    assert agent == td3.Config(hidden=(16, 16), tau=0.01)
+    loop = cli.parse_overrides(online.Config, args.loop_set, "--loop-set")
+    assert loop["warmup_steps"] == online.Config().warmup_steps and "progress" not in loop
+    assert "n_step" not in loop  # follows the agent's n_step, as in any train run
+
+
+def test_config_errors_are_one_line_usage_errors(tmp_path, capsys):
+    run = _write_run(tmp_path)
+    cases = [
+        (["train", "--config", str(tmp_path / "nope"), "--out", "o"], "no such file"),
+        (["train", "sac", "--config", str(run), "--out", "o"], "trains 'td3', not 'sac'"),
+        (["train-offline", "--config", str(run), "--out", "o"], "is a 'purerl train' run"),
+        (["train", "td3", "--steps", "10", "--out", "o"], "required: --env (or --config FILE)"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == cli.EXIT_USAGE, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    (run / "config.json").write_text("{}")
+    assert cli.main(["train", "--config", str(run), "--out", "o"]) == cli.EXIT_USAGE
+    assert "not a config.json written by purerl train" in capsys.readouterr().err
+
+
+def test_config_of_an_offline_run_keeps_its_dataset_and_dataset_seed(tmp_path):
+    run = _write_run(
+        tmp_path,
+        agent="td3_bc",
+        loop="offline",
+        dataset="point_mass-medium",
+        env="point_mass",
+        agent_config=dataclasses.asdict(td3_bc.Config()),
+        loop_config=dataclasses.asdict(offline.Config(total_steps=100, eval_every=50)),
+        argv=["train-offline", "td3_bc", "--dataset", "point_mass-medium", "--dataset-seed", "4",
+              "--steps", "100", "--out", "x"],
+    )  # fmt: skip
+    argv = cli.config_argv(str(run), ["train-offline", "--config", str(run), "--out", "o"])
+    args = cli.build_parser().parse_args(argv)
+    assert (args.agent, args.dataset, args.dataset_seed, args.steps) == (
+        "td3_bc", "point_mass-medium", 4, 100
+    )  # fmt: skip
 
 
 def test_list_agents_and_envs(capsys):
