@@ -1,15 +1,33 @@
 """``purerl align``: the toy RLHF pipeline from the command line, run in-process.
 
 The sizes match tests/alignment/test_warm_pipeline.py, so in one pytest process the pipeline reuses
-that file's compiles.
+that file's compiles. The one full run also checks the numbers of the old CLI (before
+``alignment.pipeline``) on a machine that recorded them.
 """
 
+import dataclasses
 import json
+import pathlib
 
 import numpy as np
 import pytest
 
 from purerl import cli
+from purerl.alignment import pipeline
+from tests.cpu_family import pick
+
+DATA = pathlib.Path(__file__).parent / "data"
+# What ``purerl align --seed 3 --baklava`` with TINY's flags wrote, per machine that recorded it
+# (tests/cpu_family.py): first by the old CLI (commit 0bd01c5, before alignment.pipeline), see each
+# file's ``_made_by``. The chain samples tokens, so another CPU's round-off moves its numbers
+# beyond any float tolerance (the proxy reward of the RL curve by 1%): only the machine's own
+# recording is compared, bit for bit.
+RECORDS = {
+    "AuthenticAMD": DATA / "align_tiny_seed3.json",
+    "GenuineIntel/avx512": DATA / "align_tiny_seed3.GenuineIntel-avx512.json",
+    "AuthenticAMD/25/1/avx2": DATA / "align_tiny_seed3.AuthenticAMD-25-1-avx2.json",
+}
+RECORD, EXACT = pick(RECORDS)
 
 TINY = [
     "--lm-set", "d_model=16", "--lm-set", "num_layers=1",
@@ -30,10 +48,35 @@ def _error_line(capsys) -> str:
     return err
 
 
-def test_align_writes_params_summary_and_report(tmp_path, capsys):
+def _assert_same(actual, expected, path="summary"):
+    if isinstance(expected, dict):
+        assert sorted(actual) == sorted(expected), path
+        for k in expected:
+            _assert_same(actual[k], expected[k], f"{path}/{k}")
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), path
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            _assert_same(a, e, f"{path}[{i}]")
+    else:
+        assert actual == expected, path
+
+
+def test_align_writes_params_summary_and_report(tmp_path, capsys, monkeypatch):
+    """One tiny run of the whole pipeline through the CLI: its outputs, the pipeline's results
+    behind them, and (on a machine with its own recording) every number of the old CLI."""
+    runs, stages = [], []
+    real_run = pipeline.run
+
+    def spy(config, progress=None):
+        results = real_run(config, lambda *a: (stages.append(a[0]), progress and progress(*a)))
+        runs.append(results)
+        return results
+
+    monkeypatch.setattr(pipeline, "run", spy)
     out = tmp_path / "align"
     assert cli.main(["align", "--out", str(out), "--seed", "3", "--baklava", *TINY]) == 0
     stdout = capsys.readouterr().out
+    assert stages == ["pretrain", "sft", "preferences", "reward_models", "policy"]
     assert "| WARM (WA) |" in stdout and "| ENS |" in stdout and "gold (oracle)" in stdout
 
     summary = json.loads((out / "summary.json").read_text())
@@ -73,6 +116,24 @@ def test_align_writes_params_summary_and_report(tmp_path, capsys):
     assert params["policy/token_embed/embeddings"].shape == (16, 16)
     md = (out / "summary.md").read_text()
     assert md.startswith("# purerl align (seed 3)") and "| member 2 (ckpt 0) |" in md
+
+    # The files are views of the pipeline's results.
+    (results,) = runs
+    assert summary["policy"]["rl_config"] == dataclasses.asdict(results.config.rl)
+    np.testing.assert_array_equal(
+        params["policy/final_ln/scale"], results.policy.params["final_ln"]["scale"]
+    )
+    assert md == f"# purerl align (seed 3)\n\n{pipeline.report(results)}\n"
+
+    # The numbers of the old CLI with the same flags, bit for bit, where this machine recorded them
+    # (elsewhere only the checks above run: see RECORDS).
+    if not EXACT:
+        return
+    expected = json.loads(RECORD.read_text())
+    expected.pop("_made_by")
+    actual = {k: summary[k] for k in expected}
+    actual["policy"] = {k: v for k, v in summary["policy"].items() if k in expected["policy"]}
+    _assert_same(actual, expected)
 
 
 @pytest.mark.parametrize(

@@ -83,15 +83,16 @@ def test_resume_vmapped_seeds_equals_uninterrupted_run(tmp_path):
     restored = checkpoint.restore(path, like=c0)
     assert_trees_equal(restored, c1)
 
-    # 1 + 1 periods vs 2 (not 1 + 2 vs 3 as for one seed: each period count is a compile).
+    # The restored carry goes on exactly as the one that was saved (one compile: the period count
+    # is static; the single-seed test checks 1 + 2 periods against 3).
     c2, m2 = run(restored, 1)
-    c3, m3 = run(c0, 2)
+    c3, m3 = run(c1, 1)
     for k in m3:
-        assert m3[k].shape == (2, 2), k
-        np.testing.assert_array_equal(np.concatenate([m1[k], m2[k]], axis=1), m3[k], err_msg=k)
+        assert m3[k].shape == (2, 1), k
+        np.testing.assert_array_equal(m2[k], m3[k], err_msg=k)
     assert_trees_equal(c2, c3)
     # The two seeds are genuinely different runs.
-    assert not np.array_equal(m3["eval/return"][0], m3["eval/return"][1])
+    assert not np.array_equal(m1["eval/return"][0], m1["eval/return"][1])
     np.testing.assert_array_equal(np.asarray(c3.agent.step), [700, 700])  # 1000 - 300 warm-up
 
 
