@@ -11,10 +11,3 @@ os.environ.setdefault(
 # would write to ~/.cache and change the global JAX config of the whole test session. The tests of
 # the cache itself (tests/test_compilation.py) run it in subprocesses with their own directories.
 os.environ.setdefault("PURERL_NO_COMPILATION_CACHE", "1")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Start the notebooks first: at 30-100 s each they are the longest tests, and collected last
-    (tests/test_notebooks.py) they left one xdist worker running them alone at the end of the suite.
-    They run in their own kernels, so their place in the order changes nothing else."""
-    items.sort(key=lambda item: not item.nodeid.startswith("tests/test_notebooks.py"))
