@@ -250,8 +250,9 @@ def test_alignment_algorithms_reproduce_recorded_updates(name, lm_params):
     _check(name, losses, state.params)
 
 
-def test_lm_train_step_reproduces_recorded_updates():
-    step = lm.make_train_step(LM, learning_rate=3e-3)
+def _lm_train_steps(learning_rate: float):
+    """Three pre-training updates: the per-update losses and the final parameters."""
+    step = lm.make_train_step(LM, learning_rate=learning_rate)
     state = step.init(jax.random.key(2))
     seqs = tasks.corpus(jax.random.key(3), TASK, 16)
     update = jax.jit(step.update)
@@ -259,7 +260,11 @@ def test_lm_train_step_reproduces_recorded_updates():
     for _ in range(3):
         state, metrics = update(state, (seqs.tokens, seqs.mask))
         losses.append(metrics["loss/nll"])
-    _check("lm_train_step", losses, state.params)
+    return losses, state.params
+
+
+def test_lm_train_step_reproduces_recorded_updates():
+    _check("lm_train_step", *_lm_train_steps(3e-3))
 
 
 def test_reward_model_probe_and_fine_tuning_reproduce_recorded_updates(lm_params):
@@ -280,14 +285,7 @@ def test_reward_model_probe_and_fine_tuning_reproduce_recorded_updates(lm_params
 
 def test_the_round_off_tolerance_still_sees_a_one_percent_change_of_the_learning_rate():
     """What the tolerance of tests/cpu_family.py lets through: not a 1% change of the step size."""
-    step = lm.make_train_step(LM, learning_rate=3e-3 * 1.01)
-    state = step.init(jax.random.key(2))
-    seqs = tasks.corpus(jax.random.key(3), TASK, 16)
-    update = jax.jit(step.update)
-    losses = []
-    for _ in range(3):
-        state, metrics = update(state, (seqs.tokens, seqs.mask))
-        losses.append(metrics["loss/nll"])
+    losses, _ = _lm_train_steps(3e-3 * 1.01)
     want = np.array([float.fromhex(x) for x in RECORDED["lm_train_step"][1]], np.float32)
     assert_recorded(np.asarray(losses[:1], np.float32), want[:1], False)  # before any step
     with pytest.raises(AssertionError):
